@@ -1,0 +1,95 @@
+"""The functional environment API every hypermeta environment implements.
+
+An environment is a frozen dataclass of static settings; all dynamic data (the
+MDP state and the task) is passed in and returned explicitly, so `reset` and
+`step` are pure functions that can be jitted, vmapped and scanned. Every random
+draw comes from the key passed in.
+
+    task = env.sample_task(key)                       # c_M, a float vector
+    obs, state = env.reset(key, task)
+    obs, state, reward, done, info = env.step(key, state, action, task)
+
+`done` marks the end of an *episode*; trials (meta-episodes of K episodes with
+one task) are built on top of this by `hypermeta.envs.trial.TrialWrapper`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PRNGKey = jax.Array
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """`n` actions, represented as an int32 scalar in [0, n)."""
+
+    n: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return ()
+
+    def sample(self, key: PRNGKey) -> Array:
+        return jax.random.randint(key, (), 0, self.n)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A float vector with per-element bounds (use +-inf for unbounded)."""
+
+    low: float
+    high: float
+    shape: tuple[int, ...]
+
+    def sample(self, key: PRNGKey) -> Array:
+        low = jnp.maximum(self.low, -1.0)
+        high = jnp.minimum(self.high, 1.0)
+        return jax.random.uniform(key, self.shape, minval=low, maxval=high)
+
+
+Space = Discrete | Box
+
+
+class Environment(abc.ABC):
+    """Base class of a pure-JAX meta-RL environment (one MDP per task)."""
+
+    #: Episodes per trial (meta-episode) used by the paper for this environment.
+    episodes_per_trial: int
+    #: Maximum number of steps of one episode.
+    max_episode_steps: int
+
+    @property
+    @abc.abstractmethod
+    def observation_space(self) -> Box:
+        """Space of the per-step observation (without the trial's done bit)."""
+
+    @property
+    @abc.abstractmethod
+    def action_space(self) -> Space:
+        """Space of the actions."""
+
+    @property
+    @abc.abstractmethod
+    def task_dim(self) -> int:
+        """Length of the task vector c_M returned by `sample_task`."""
+
+    @abc.abstractmethod
+    def sample_task(self, key: PRNGKey) -> Array:
+        """Draw a task c_M (float32 vector of length `task_dim`) from p(M)."""
+
+    @abc.abstractmethod
+    def reset(self, key: PRNGKey, task: Array) -> tuple[Array, Any]:
+        """Start an episode of the MDP given by `task`; returns (obs, state)."""
+
+    @abc.abstractmethod
+    def step(
+        self, key: PRNGKey, state: Any, action: Array, task: Array
+    ) -> tuple[Array, Any, Array, Array, dict[str, Array]]:
+        """Advance one step; returns (obs, state, reward, episode_done, info)."""

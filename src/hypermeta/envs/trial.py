@@ -1,0 +1,117 @@
+"""Trials (meta-episodes): K episodes of one MDP, the unit meta-RL optimises.
+
+`TrialWrapper` turns any `Environment` into an auto-resetting stream of trials:
+
+* `reset(key)` samples a task c_M and starts the first episode.
+* `step(key, state, action)` advances the MDP. When an episode ends inside the
+  trial, the MDP is reset with the same task and the returned observation is
+  the *new episode's first observation* (the authors' gym path returned the
+  stale terminal observation instead, see original-implementation.md 7.4).
+  After the K-th episode the trial is over: a new task is sampled and the
+  returned observation is the first observation of the next trial.
+* When K > 1 a done bit is appended to every observation: 1 on the observation
+  that follows the end of an episode inside the trial, 0 otherwise (also 0 on
+  the first observation of a trial, where the agent's memory is reset anyway).
+* The task vector lives in the state and in `info["task"]` (the task of the
+  transition just taken, for task-inference targets); it never enters the
+  observation.
+
+The returned `done` is the *trial* end, the only place where returns stop
+propagating and where the agent's hidden state is reset. Episode ends inside a
+trial are not terminals for the meta-learner (GAE runs through them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hypermeta.envs.base import Array, Box, Environment, PRNGKey, Space
+
+
+@struct.dataclass
+class TrialState:
+    """State of a trial: the MDP state, the task and the episode index in [0, K)."""
+
+    env_state: Any
+    task: Array
+    episode: Array  # int32 ()
+
+
+@dataclass(frozen=True)
+class TrialWrapper:
+    """K episodes per task; see the module docstring for the exact semantics."""
+
+    env: Environment
+    episodes_per_trial: int
+
+    def __post_init__(self) -> None:
+        if self.episodes_per_trial < 1:
+            raise ValueError(f"episodes per trial must be >= 1, got {self.episodes_per_trial}")
+
+    @property
+    def has_done_bit(self) -> bool:
+        return self.episodes_per_trial > 1
+
+    @property
+    def observation_space(self) -> Box:
+        space = self.env.observation_space
+        extra = 1 if self.has_done_bit else 0
+        return Box(low=min(space.low, 0.0), high=max(space.high, 1.0), shape=(space.shape[0] + extra,))
+
+    @property
+    def action_space(self) -> Space:
+        return self.env.action_space
+
+    @property
+    def task_dim(self) -> int:
+        return self.env.task_dim
+
+    @property
+    def max_trial_steps(self) -> int:
+        """Upper bound on the steps of one trial (exact when episodes never end early)."""
+        return self.episodes_per_trial * self.env.max_episode_steps
+
+    def _with_bit(self, obs: Array, bit: Array) -> Array:
+        if not self.has_done_bit:
+            return obs
+        return jnp.concatenate([obs, bit.astype(obs.dtype)[None]])
+
+    def reset(self, key: PRNGKey) -> tuple[Array, TrialState]:
+        """Sample a task and start the first episode of a new trial."""
+        task_key, reset_key = jax.random.split(key)
+        task = self.env.sample_task(task_key)
+        obs, env_state = self.env.reset(reset_key, task)
+        state = TrialState(env_state=env_state, task=task, episode=jnp.zeros((), jnp.int32))
+        return self._with_bit(obs, jnp.zeros((), bool)), state
+
+    def step(
+        self, key: PRNGKey, state: TrialState, action: Array
+    ) -> tuple[Array, TrialState, Array, Array, dict[str, Array]]:
+        """One step; returns (obs, state, reward, trial_done, info).
+
+        info holds `episode_done` (the step ended an episode), `episode` (index of
+        the episode the step belonged to) and `task` (the task of the step).
+        """
+        step_key, reset_key, next_trial_key = jax.random.split(key, 3)
+        obs, env_state, reward, episode_done, _ = self.env.step(step_key, state.env_state, action, state.task)
+        episode = state.episode + episode_done.astype(jnp.int32)
+        trial_done = episode >= self.episodes_per_trial
+
+        # Reset the MDP at every episode end; a finished trial also gets a new task.
+        new_task = jax.lax.cond(
+            trial_done, lambda: self.env.sample_task(next_trial_key), lambda: state.task
+        )
+        reset_obs, reset_state = self.env.reset(reset_key, new_task)
+        obs = jnp.where(episode_done, reset_obs, obs)
+        env_state = jax.tree.map(lambda r, s: jnp.where(episode_done, r, s), reset_state, env_state)
+        next_state = TrialState(
+            env_state=env_state, task=new_task, episode=jnp.where(trial_done, 0, episode)
+        )
+        info = {"episode_done": episode_done, "episode": state.episode, "task": state.task}
+        done_bit = episode_done & ~trial_done
+        return self._with_bit(obs, done_bit), next_state, reward, trial_done, info
