@@ -49,8 +49,9 @@ class Box:
     shape: tuple[int, ...]
 
     def sample(self, key: PRNGKey) -> Array:
-        low = jnp.maximum(self.low, -1.0)
-        high = jnp.minimum(self.high, 1.0)
+        """Uniform within the bounds; an unbounded side is replaced by +-1."""
+        low = self.low if jnp.isfinite(self.low) else -1.0
+        high = self.high if jnp.isfinite(self.high) else 1.0
         return jax.random.uniform(key, self.shape, minval=low, maxval=high)
 
 

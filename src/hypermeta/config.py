@@ -1,0 +1,116 @@
+"""Every knob in one place: model sizes, PPO settings and the run, with the paper's defaults.
+
+Defaults differ per environment family (original-implementation.md 1.1 and 3);
+`family_defaults(env)` returns the family's `TrainConfig`, which the command line
+then overrides field by field (`--ppo.clip 0.1`, `--model.latent-dim 10`, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the trajectory encoder and of the policy."""
+
+    encoder_state_embed: int = 32
+    """ReLU embedding of the observation fed to the GRU."""
+    encoder_action_embed: int = 0
+    """ReLU embedding of the previous action (0: actions are not encoded, as on Grid)."""
+    encoder_reward_embed: int = 8
+    """ReLU embedding of the previous reward."""
+    gru_size: int = 256
+    latent_dim: int = 5
+    """The encoder's linear head outputs 2 * latent_dim features (the reference's [mean, logvar])."""
+    policy_state_embed: int = 256
+    """tanh embedding of the normalised state for the policy (RNN+S, RNN+HN)."""
+    policy_latent_embed: int = 25
+    """tanh projection of the latent: the hypernetwork's input for +HN methods."""
+    policy_hidden: tuple[int, ...] = (256, 128)
+    """Hidden layers of the actor and the critic base networks (tanh)."""
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Recurrent PPO over trials; defaults are the reference's Grid-World values."""
+
+    num_envs: int = 16
+    num_steps: int = 60
+    """Steps per environment per update; the hidden state is carried across rollouts."""
+    epochs: int = 2
+    minibatches: int = 4
+    """Minibatches split the environment axis: each replays whole sequences (full BPTT)."""
+    clip: float = 0.05
+    """PPO ratio clip; also the value-clip range."""
+    value_coef: float = 0.5
+    entropy_coef: float = 0.1
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 0.5
+    """Clipped separately for the encoder and for the actor-critic, as in the reference."""
+    reward_clip: float = 10.0
+    """Rewards for PPO are divided by the running std of the discounted return, then clipped."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+
+    @property
+    def frames_per_update(self) -> int:
+        return self.num_envs * self.num_steps
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One `hypermeta train` invocation: one env, one method, seeds x learning rates."""
+
+    env: str = "grid-world"
+    """Environment name (see `hypermeta train --help`)."""
+    method: str = "rnn-hn"
+    """Method name, e.g. rnn, rnn-s, rnn-hn, rnn-hn-kaiming (the paper's spellings work too)."""
+    frames: int = 4_000_000
+    """Environment frames per run (the paper: 4M on grid-worlds)."""
+    seeds: tuple[int, ...] = (73,)
+    """Seeds; every seed x learning-rate pair is one run, all trained in one compiled program."""
+    lr: tuple[float, ...] = (3e-4,)
+    """Policy learning rates (the paper sweeps 3e-3 1e-3 3e-4 1e-4 3e-5)."""
+    eval_interval: int = 5
+    """Updates between evaluations (one metrics.csv row per run each time)."""
+    eval_trials: int = 16
+    """Fresh trials per evaluation (deterministic actions)."""
+    checkpoint_interval: int = 100
+    """Updates between checkpoints (rounded up to a multiple of eval_interval)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    @property
+    def num_updates(self) -> int:
+        return self.frames // self.ppo.frames_per_update
+
+    @property
+    def runs(self) -> list[tuple[int, float]]:
+        """(seed, lr) of every run, in the order of the vmapped run axis."""
+        return [(s, lr) for lr in self.lr for s in self.seeds]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "TrainConfig":
+        data = dict(data)
+        model_data = data.pop("model")
+        model = ModelConfig(**{**model_data, "policy_hidden": tuple(model_data["policy_hidden"])})
+        ppo = PPOConfig(**data.pop("ppo"))
+        return TrainConfig(**{**data, "seeds": tuple(data["seeds"]), "lr": tuple(data["lr"])}, model=model, ppo=ppo)
+
+
+GRID_WORLD = TrainConfig()
+"""Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5."""
+
+
+def family_defaults(env: str) -> TrainConfig:
+    """The paper's settings for `env`'s family, with `env` filled in."""
+    from hypermeta.envs.registry import env_spec
+
+    return dataclasses.replace(env_spec(env).family, env=env)

@@ -1,0 +1,1 @@
+"""Networks: trajectory encoder, policy bases and the hypernetwork layer."""

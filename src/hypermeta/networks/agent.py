@@ -1,0 +1,139 @@
+"""The agent: trajectory encoder (GRU) -> latent -> actor and critic, composed per method.
+
+Data flow at step t of a trial (original-implementation.md 1.1):
+
+    x_t    = [ReLU(E_a a_{t-1}), ReLU(E_r r_{t-1}), ReLU(E_s s_t)]   (a_{-1}, r_{-1} = 0)
+    h_t    = GRU(x_t, h_{t-1}),  h_{-1} = 0 at every trial start
+    z_t    = Linear(h_t)                       2 * latent_dim features
+    e_t    = tanh(Linear(z_t))                 25-d latent embedding
+    policy = RNN:    base(e_t)
+             RNN+S:  base([tanh(Linear(norm(s_t))), e_t])
+             RNN+HN: base_{theta = HN(e_t)}(tanh(Linear(norm(s_t))))
+
+The reference's latent for the first step of a trial is a "prior" from an all-zero
+input that has not seen s_0; ours has seen s_0 (the RL^2 convention), which gives
+the policy the same information one step earlier and needs no special case.
+
+The actor and the critic are separate base networks (256 -> 128 -> head, tanh) that
+share the embeddings. Initialisations follow the reference: embeddings and the
+critic head use PyTorch's nn.Linear default, base layers normc(5/3) with zero bias,
+the categorical head orthogonal(0.01), the Gaussian mean head normc(1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from hypermeta.config import ModelConfig
+from hypermeta.envs.base import Array, Box, Discrete, Space
+from hypermeta.methods.base import Method
+from hypermeta.networks.distributions import Categorical, DiagGaussian
+from hypermeta.networks.hyper import HyperDense
+from hypermeta.networks.init import TANH_GAIN, normc, torch_default_bias, torch_default_kernel
+
+
+def action_features(space: Space, action: Array) -> Array:
+    """The encoder's view of an action: one-hot for discrete, the raw vector for continuous."""
+    if isinstance(space, Discrete):
+        return jnp.eye(space.n, dtype=jnp.float32)[action]
+    return action.astype(jnp.float32)
+
+
+def action_feature_dim(space: Space) -> int:
+    return space.n if isinstance(space, Discrete) else space.shape[0]
+
+
+def _torch_linear(features: int, fan_in: int, name: str) -> nn.Dense:
+    return nn.Dense(features, kernel_init=torch_default_kernel(), bias_init=torch_default_bias(fan_in), name=name)
+
+
+class Agent(nn.Module):
+    """Encoder + actor-critic. `encode` runs one GRU step; `policy` is batched over any leading axes."""
+
+    model: ModelConfig
+    method: Method
+    action_space: Space
+    obs_dim: int
+
+    def setup(self) -> None:
+        m = self.model
+        if m.encoder_action_embed > 0:
+            self.enc_action = _torch_linear(m.encoder_action_embed, action_feature_dim(self.action_space), "enc_action")
+        self.enc_reward = _torch_linear(m.encoder_reward_embed, 1, "enc_reward")
+        self.enc_state = _torch_linear(m.encoder_state_embed, self.obs_dim, "enc_state")
+        orth = nn.initializers.orthogonal()
+        self.gru = nn.GRUCell(m.gru_size, kernel_init=orth, recurrent_kernel_init=orth, name="gru")
+        self.enc_head = _torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
+
+        self.latent_embed = _torch_linear(m.policy_latent_embed, 2 * m.latent_dim, "latent_embed")
+        if self.method.conditioning != "latent":
+            self.state_embed = _torch_linear(m.policy_state_embed, self.obs_dim, "state_embed")
+        if isinstance(self.action_space, Discrete):
+            actor_head_init, n_out = nn.initializers.orthogonal(0.01), self.action_space.n
+        else:
+            actor_head_init, n_out = normc(1.0), self.action_space.shape[0]
+            self.log_std = self.param("log_std", nn.initializers.zeros, (n_out,))
+        hidden_init = normc(TANH_GAIN)
+        widths = list(m.policy_hidden)
+        self.actor = self._base("actor", widths + [n_out], [hidden_init] * len(widths) + [actor_head_init])
+        self.critic = self._base("critic", widths + [1], [hidden_init] * len(widths) + [torch_default_kernel()])
+
+    def _base(self, name: str, widths: list[int], kernel_inits: list[Any]) -> list[nn.Module]:
+        if self.method.conditioning == "hyper":
+            return [
+                HyperDense(w, self.method.hyper_init, k, name=f"{name}_{i}")
+                for i, (w, k) in enumerate(zip(widths, kernel_inits))
+            ]
+        bias_inits = [nn.initializers.zeros] * len(widths)
+        if name == "critic" and len(widths) > 1:  # PyTorch-default head: its bias is U(+-1/sqrt(fan_in)) too
+            bias_inits[-1] = torch_default_bias(widths[-2])
+        return [
+            nn.Dense(w, kernel_init=k, bias_init=b, name=f"{name}_{i}")
+            for i, (w, k, b) in enumerate(zip(widths, kernel_inits, bias_inits))
+        ]
+
+    def initial_hidden(self, batch_shape: tuple[int, ...] = ()) -> Array:
+        return jnp.zeros((*batch_shape, self.model.gru_size), jnp.float32)
+
+    def encode(self, h: Array, prev_action: Array, prev_reward: Array, obs: Array, reset: Array) -> tuple[Array, Array]:
+        """One encoder step; `reset` (bool, trial start) zeroes the hidden state first."""
+        h = jnp.where(reset[..., None], 0.0, h)
+        parts = []
+        if self.model.encoder_action_embed > 0:
+            parts.append(nn.relu(self.enc_action(prev_action)))
+        parts.append(nn.relu(self.enc_reward(prev_reward[..., None])))
+        parts.append(nn.relu(self.enc_state(obs)))
+        h, _ = self.gru(h, jnp.concatenate(parts, axis=-1))
+        return h, self.enc_head(h)
+
+    def policy(self, obs: Array, latent: Array) -> tuple[Categorical | DiagGaussian, Array]:
+        """Action distribution and value from the normalised observation and the latent."""
+        e = jnp.tanh(self.latent_embed(latent))
+        conditioning = self.method.conditioning
+        if conditioning == "latent":
+            x = e
+        elif conditioning == "state+latent":
+            x = jnp.concatenate([jnp.tanh(self.state_embed(obs)), e], axis=-1)
+        else:
+            x = jnp.tanh(self.state_embed(obs))
+        out = self._apply_base(self.actor, x, e)
+        value = self._apply_base(self.critic, x, e)[..., 0]
+        if isinstance(self.action_space, Box):
+            return DiagGaussian(out, self.log_std), value
+        return Categorical(out), value
+
+    def _apply_base(self, layers: list[nn.Module], x: Array, e: Array) -> Array:
+        hyper = self.method.conditioning == "hyper"
+        for i, layer in enumerate(layers):
+            x = layer(x, e) if hyper else layer(x)
+            if i < len(layers) - 1:
+                x = jnp.tanh(x)
+        return x
+
+    def __call__(self, h: Array, prev_action: Array, prev_reward: Array, obs: Array, reset: Array):
+        """Encoder step then policy (used to initialise all parameters)."""
+        h, latent = self.encode(h, prev_action, prev_reward, obs, reset)
+        return h, self.policy(obs, latent)

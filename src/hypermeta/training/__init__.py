@@ -1,0 +1,1 @@
+"""Recurrent PPO training: rollouts, the update, evaluation and the run loop."""

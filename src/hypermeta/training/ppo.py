@@ -1,0 +1,172 @@
+"""Recurrent PPO over trials: reward scaling, GAE and the clipped update.
+
+The update replays each minibatch's stored sequences through the encoder from
+their stored initial hidden state (full BPTT over the rollout), then applies the
+policy to all T x B steps at once: the encoder is sequential, the (heavy)
+policy is one batched call. Minibatches split the environment axis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from hypermeta.config import PPOConfig
+from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.networks.agent import Agent
+from hypermeta.training.normalize import RunningMeanStd
+from hypermeta.training.rollout import Rollout
+
+
+@struct.dataclass
+class RewardScaler:
+    """Divides rewards by the running std of the discounted return (no mean subtraction)."""
+
+    ret: Array  # (E,) running discounted return per environment
+    rms: RunningMeanStd
+
+    @staticmethod
+    def create(num_envs: int) -> "RewardScaler":
+        return RewardScaler(jnp.zeros((num_envs,)), RunningMeanStd.create())
+
+    def scale(self, rewards: Array, dones: Array, gamma: float, clip: float) -> tuple["RewardScaler", Array]:
+        """Update with a (T, E) rollout and return its scaled, clipped rewards."""
+
+        def step(ret, inputs):
+            r, d = inputs
+            ret = ret * gamma + r
+            return jnp.where(d, 0.0, ret), ret
+
+        ret, returns = jax.lax.scan(step, self.ret, (rewards, dones))
+        rms = self.rms.update(returns)
+        scaled = jnp.clip(rewards / jnp.sqrt(rms.var + 1e-8), -clip, clip)
+        return RewardScaler(ret, rms), scaled
+
+
+def gae(rewards: Array, values: Array, dones: Array, last_value: Array, gamma: float, lam: float) -> tuple[Array, Array]:
+    """Generalised advantage estimates and value targets for (T, E) arrays.
+
+    `dones[t]` means step t ended the trial: nothing is bootstrapped across it.
+    """
+
+    def step(carry, inputs):
+        next_adv, next_value = carry
+        r, v, d = inputs
+        not_done = 1.0 - d.astype(jnp.float32)
+        delta = r + gamma * next_value * not_done - v
+        adv = delta + gamma * lam * not_done * next_adv
+        return (adv, v), adv
+
+    _, advantages = jax.lax.scan(
+        step, (jnp.zeros_like(last_value), last_value), (rewards, values, dones), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def replay_latents(agent: Agent, params, rollout: Rollout) -> Array:
+    """Re-run the encoder over stored (T, B) sequences from their initial hidden state."""
+
+    def step(h, inputs):
+        prev_action, prev_reward, obs, reset = inputs
+        h, latent = agent.apply(params, h, prev_action, prev_reward, obs, reset, method=Agent.encode)
+        return h, latent
+
+    _, latents = jax.lax.scan(
+        step, rollout.init_hidden, (rollout.prev_action, rollout.prev_reward, rollout.obs, rollout.reset)
+    )
+    return latents
+
+
+def _huber(x: Array) -> Array:
+    return optax.huber_loss(x, delta=1.0)
+
+
+def ppo_loss(
+    params, agent: Agent, obs_rms: RunningMeanStd, batch: Rollout, advantages: Array, targets: Array, cfg: PPOConfig
+) -> tuple[Array, dict[str, Array]]:
+    """Clipped surrogate + clipped Huber value loss - entropy bonus, for one minibatch."""
+    latents = replay_latents(agent, params, batch)
+    dist, value = agent.apply(params, obs_rms.normalize(batch.obs), latents, method=Agent.policy)
+    log_prob = dist.log_prob(batch.action)
+    ratio = jnp.exp(log_prob - batch.log_prob)
+    surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1 - cfg.clip, 1 + cfg.clip) * advantages)
+    policy_loss = -jnp.mean(surrogate)
+    value_clipped = batch.value + jnp.clip(value - batch.value, -cfg.clip, cfg.clip)
+    value_loss = 0.5 * jnp.mean(jnp.maximum(_huber(value - targets), _huber(value_clipped - targets)))
+    entropy = jnp.mean(dist.entropy())
+    loss = cfg.value_coef * value_loss + policy_loss - cfg.entropy_coef * entropy
+    stats = {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": jnp.mean(batch.log_prob - log_prob),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1) > cfg.clip),
+    }
+    return loss, stats
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    """Adam direction with separate gradient clipping for the encoder and the actor-critic.
+
+    The learning rate is applied by the caller, so runs with different rates share
+    one optimizer structure and can be vmapped.
+    """
+
+    def labels(params):
+        return {
+            "params": {
+                name: jax.tree.map(lambda _: "encoder" if name.startswith(("enc_", "gru")) else "policy", sub)
+                for name, sub in params["params"].items()
+            }
+        }
+
+    clip = optax.clip_by_global_norm(cfg.max_grad_norm)
+    return optax.chain(
+        optax.multi_transform({"encoder": clip, "policy": clip}, labels),
+        optax.scale_by_adam(eps=cfg.adam_eps),
+    )
+
+
+def update(
+    agent: Agent,
+    tx: optax.GradientTransformation,
+    cfg: PPOConfig,
+    params,
+    opt_state,
+    obs_rms: RunningMeanStd,
+    rollout: Rollout,
+    scaled_rewards: Array,
+    lr: Array,
+    key: PRNGKey,
+) -> tuple[Any, Any, dict[str, Array]]:
+    """`cfg.epochs` passes over the rollout in `cfg.minibatches` environment-axis minibatches."""
+    advantages, targets = gae(scaled_rewards, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    num_envs = rollout.reward.shape[1]
+    mb_envs = num_envs // cfg.minibatches
+    grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+
+    def take(envs: Array):
+        """Select environments (axis 1 of time-major arrays, axis 0 of init_hidden/last_value)."""
+        batch = jax.tree.map(lambda x: x[:, envs], rollout.replace(init_hidden=None, last_value=None))
+        batch = batch.replace(init_hidden=rollout.init_hidden[envs], last_value=rollout.last_value[envs])
+        return batch, advantages[:, envs], targets[:, envs]
+
+    def minibatch_step(carry, envs):
+        params, opt_state = carry
+        batch, adv, tgt = take(envs)
+        (_, stats), grads = grad_fn(params, agent, obs_rms, batch, adv, tgt, cfg)
+        direction, opt_state = tx.update(grads, opt_state, params)
+        params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
+        return (params, opt_state), stats
+
+    def epoch(carry, key):
+        order = jax.random.permutation(key, num_envs).reshape(cfg.minibatches, mb_envs)
+        return jax.lax.scan(minibatch_step, carry, order)
+
+    (params, opt_state), stats = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, cfg.epochs))
+    return params, opt_state, jax.tree.map(jnp.mean, stats)
