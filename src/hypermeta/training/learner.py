@@ -141,5 +141,11 @@ class Learner:
         return jax.jit(jax.vmap(partial(self.train_chunk, num_updates=num_updates)), donate_argnums=0)
 
     def init_runs(self, seeds: list[int], lrs: list[float]) -> RunState:
-        """Initial states of all runs stacked on a leading axis."""
-        return jax.jit(jax.vmap(self.init))(jnp.asarray(seeds), jnp.asarray(lrs, jnp.float32))
+        """Initial states of all runs stacked on a leading axis.
+
+        Runs are initialised one by one and stacked: a vmapped `Agent.init` over
+        seeds was seen to hang XLA:CPU (jax 0.10.2). Initialisation is cheap.
+        """
+        init = jax.jit(self.init)
+        states = [init(jnp.asarray(s), jnp.asarray(lr, jnp.float32)) for s, lr in zip(seeds, lrs)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)

@@ -1,0 +1,124 @@
+"""The run loop: all runs of a TrainConfig in one compiled program, with progress,
+metrics, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from hypermeta.config import TrainConfig
+from hypermeta.envs.registry import env_spec
+from hypermeta.errors import UsageError
+from hypermeta.methods.registry import get_method
+from hypermeta.rundir import RunDir, atomic_write_json
+from hypermeta.training.learner import Learner
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject impossible settings with a message naming the value and what is allowed."""
+    env_spec(cfg.env)
+    get_method(cfg.method)
+    p = cfg.ppo
+    if cfg.frames <= 0:
+        raise UsageError(f"--frames must be positive, got {cfg.frames}")
+    if cfg.frames < p.frames_per_update:
+        raise UsageError(
+            f"--frames {cfg.frames} is less than one update ({p.num_envs} envs x {p.num_steps} steps = {p.frames_per_update} frames)"
+        )
+    if not cfg.seeds:
+        raise UsageError("--seeds needs at least one seed")
+    if not cfg.lr or any(not (lr > 0 and math.isfinite(lr)) for lr in cfg.lr):
+        raise UsageError(f"--lr values must be positive and finite, got {list(cfg.lr)}")
+    for name in ("num_envs", "num_steps", "epochs", "minibatches"):
+        if getattr(p, name) < 1:
+            raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 1, got {getattr(p, name)}")
+    if p.num_envs % p.minibatches:
+        raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs}")
+    if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
+        raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
+
+
+def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict]:
+    """One metrics.csv row per run from a chunk's vmapped metrics."""
+    m = jax.tree.map(np.asarray, metrics)
+    rows = []
+    for i, (seed, lr) in enumerate(cfg.runs):
+        row = {"seed": seed, "lr": lr, "update": update, "frames": update * cfg.ppo.frames_per_update,
+               "meta_episode_return": float(m["meta_episode_return"][i])}
+        row.update({f"episode_{k + 1}_return": float(v) for k, v in enumerate(m["episode_returns"][i])})
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward"):
+            row[name] = float(m[name][i])
+        row["frames_per_second"] = fps
+        rows.append(row)
+    return rows
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True) -> RunDir:
+    """Train every (seed, lr) run of `cfg` into the run directory `out`."""
+    validate(cfg)
+    run = RunDir(out) if resume else RunDir.create(out, cfg)
+    learner = Learner(cfg)
+    states = learner.init_runs([s for s, _ in cfg.runs], [lr for _, lr in cfg.runs])
+    start = 0
+    if resume:
+        restored = run.restore_checkpoint(states)
+        if restored is not None:
+            start, states = restored
+        run.truncate_metrics(start)
+
+    total, interval = cfg.num_updates, cfg.eval_interval
+    ckpt_every = math.ceil(cfg.checkpoint_interval / interval) * interval
+    chunk_fns: dict[int, object] = {}
+    frames_per_chunk_update = cfg.ppo.frames_per_update * len(cfg.runs)
+    update, last_ckpt, compile_seconds, t_start = start, start, 0.0, time.time()
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("frames/run · {task.fields[fps]} frames/s · return {task.fields[ret]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    frames_total = total * cfg.ppo.frames_per_update
+    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        bar = progress.add_task(f"{cfg.method} on {cfg.env} ({len(cfg.runs)} runs)", total=frames_total,
+                                completed=start * cfg.ppo.frames_per_update, fps="-", ret="-")
+        try:
+            while update < total:
+                n = min(interval, total - update)
+                first_call = n not in chunk_fns
+                if first_call:
+                    chunk_fns[n] = learner.compile_chunk(n)
+                t0 = time.time()
+                states, metrics = chunk_fns[n](states)
+                jax.block_until_ready(metrics)
+                elapsed = time.time() - t0
+                if first_call:
+                    compile_seconds += elapsed  # includes one chunk of work; fps is reported from later chunks
+                update += n
+                fps = n * frames_per_chunk_update / elapsed
+                rows = _rows(cfg, metrics, update, fps)
+                run.append_metrics(rows)
+                mean_ret = np.mean([r["meta_episode_return"] for r in rows])
+                progress.update(bar, completed=update * cfg.ppo.frames_per_update,
+                                fps=f"{fps:,.0f}", ret=f"{mean_ret:.2f}")
+                if update - last_ckpt >= ckpt_every or update == total:
+                    run.save_checkpoint(update, states)
+                    last_ckpt = update
+        except KeyboardInterrupt:
+            if update > last_ckpt:
+                run.save_checkpoint(update, states)
+            run.close()
+            raise KeyboardInterrupt(f"interrupted at update {update}/{total}; continue with: hypermeta train --resume {out}") from None
+
+    from hypermeta.analysis.plot import plot_run
+
+    plot_run(run, cfg)
+    rows = [r for r in run.read_metrics() if int(r["update"]) == update]
+    atomic_write_json(run.summary_path, {
+        "updates": update, "frames_per_run": update * cfg.ppo.frames_per_update,
+        "wall_seconds": time.time() - t_start, "compile_seconds": compile_seconds,
+        "final_meta_episode_return": {f"seed={r['seed']},lr={r['lr']}": float(r["meta_episode_return"]) for r in rows},
+    })
+    run.close()
+    return run
