@@ -66,7 +66,7 @@ class TrainConfig:
     """One `hypermeta train` invocation: one env, one method, seeds x learning rates."""
 
     env: str = "grid-world"
-    """Environment name (see `hypermeta train --help`)."""
+    """Environment name (one of those listed above)."""
     method: str = "rnn-hn"
     """Method name, e.g. rnn, rnn-s, rnn-hn, rnn-hn-kaiming (the paper's spellings work too)."""
     frames: int = 4_000_000
