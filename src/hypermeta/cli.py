@@ -18,7 +18,7 @@ import tyro
 from hypermeta.config import TrainConfig, family_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
-from hypermeta.methods.registry import METHODS
+from hypermeta.methods.registry import METHODS, get_method
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def train_main(argv: list[str]) -> None:
         base = family_defaults(pre.env or TrainConfig.env)
     default = TrainArgs(**{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)})
     args = tyro.cli(TrainArgs, args=argv, default=default, description=_description(), prog="hypermeta train")
-    cfg = _config_of(args)
+    # Store the canonical method name, so 'RNN+HN' and 'rnn-hn' are the same run.
+    cfg = dataclasses.replace(_config_of(args), method=get_method(args.method).name)
     if stored is not None:
+        stored = dataclasses.replace(stored, method=get_method(stored.method).name)
         given, kept = cfg.to_dict(), stored.to_dict()
         diffs = [k for k in kept if given[k] != kept[k]]
         if diffs:

@@ -39,6 +39,14 @@ def validate(cfg: TrainConfig) -> None:
             raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 1, got {getattr(p, name)}")
     if p.num_envs % p.minibatches:
         raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs}")
+    m = cfg.model
+    for name in ("encoder_state_embed", "encoder_reward_embed", "gru_size", "latent_dim", "policy_state_embed", "policy_latent_embed"):
+        if getattr(m, name) < 1:
+            raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
+    if m.encoder_action_embed < 0:
+        raise UsageError(f"--model.encoder-action-embed must be >= 0, got {m.encoder_action_embed}")
+    if not m.policy_hidden or min(m.policy_hidden) < 1:
+        raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
     if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
 

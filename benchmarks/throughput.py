@@ -1,0 +1,130 @@
+"""Training throughput of the compiled run loop on Grid-World, at the paper's sizes.
+
+For each method and each number of runs, trains `runs` (seed, lr) pairs in one
+vmapped program exactly as `hypermeta train` does (`Learner.init_runs` +
+`Learner.compile_chunk(eval_interval)`: eval_interval PPO updates then one
+evaluation per call) and prints one JSON line:
+
+    {"env", "method", "runs", "frames_per_second", "seconds", "compile_seconds", "peak_rss_mb"}
+
+- compile_seconds: the first chunk call, i.e. compilation plus one chunk of work.
+- seconds: wall time of the --chunks further chunk calls (compilation excluded).
+- frames_per_second: chunks * eval_interval * frames_per_update * runs / seconds,
+  environment frames summed over all runs (evaluation steps are not counted).
+- peak_rss_mb: peak resident memory of the process that measured this configuration;
+  every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
+
+Configurations: the default `TrainConfig` of grid-world
+(`hypermeta.config.family_defaults("grid-world")`, 16 envs x 60 steps = 960 frames per
+update, eval every 5 updates) with the method replaced. One run is seed 73, lr 3e-4
+(the defaults); 15 runs are the paper's sweep, lrs 3e-3 1e-3 3e-4 1e-4 3e-5 x seeds
+73 20 3 (other counts take the first runs of that sweep, lr-major like
+`TrainConfig.runs`).
+
+Targets on a 2-core CPU: RNN >= 6,000 frames/s and RNN+HN >= 1,000 frames/s with one
+run; 15 vmapped runs of RNN at least 3x the frames/s of one run.
+
+    python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
+    python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+ENV = "grid-world"
+SWEEP_LRS = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
+SWEEP_SEEDS = (73, 20, 3)
+MAX_RUNS = len(SWEEP_LRS) * len(SWEEP_SEEDS)
+
+
+def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int, float]]:
+    """(seed, lr) of each run: the defaults for one run, else the first `runs` of the sweep."""
+    if runs == 1:
+        return [(default_seed, default_lr)]
+    sweep = [(s, lr) for lr in SWEEP_LRS for s in SWEEP_SEEDS]  # same order as TrainConfig.runs
+    return sweep[:runs]
+
+
+def measure(method: str, runs: int, chunks: int) -> dict:
+    """Time one configuration in this process (call it in a fresh process)."""
+    import dataclasses
+
+    import jax
+
+    from hypermeta.config import family_defaults
+    from hypermeta.training.learner import Learner
+
+    base = family_defaults(ENV)
+    pairs = run_pairs(runs, base.seeds[0], base.lr[0])
+    cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
+                              lr=tuple(dict.fromkeys(lr for _, lr in pairs)))
+    learner = Learner(cfg)
+    states = learner.init_runs([s for s, _ in pairs], [lr for _, lr in pairs])
+    jax.block_until_ready(states)
+    chunk = learner.compile_chunk(cfg.eval_interval)
+
+    t0 = time.perf_counter()
+    states, metrics = chunk(states)
+    jax.block_until_ready((states, metrics))
+    compile_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for _ in range(chunks):
+        states, metrics = chunk(states)
+    jax.block_until_ready((states, metrics))
+    seconds = time.perf_counter() - t0
+
+    frames = chunks * cfg.eval_interval * cfg.ppo.frames_per_update * runs
+    return {
+        "env": ENV,
+        "method": method,
+        "runs": runs,
+        "frames_per_second": round(frames / seconds, 1),
+        "seconds": round(seconds, 3),
+        "compile_seconds": round(compile_seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KB on Linux
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["rnn", "rnn-s", "rnn-hn"])
+    parser.add_argument("--runs", nargs="+", type=int, default=[1, MAX_RUNS],
+                        help=f"numbers of vmapped runs to measure, each 1..{MAX_RUNS}")
+    parser.add_argument("--chunks", type=int, default=4, help="timed chunk calls after the first one")
+    parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.chunks < 1:
+        parser.error("--chunks must be >= 1")
+
+    if args.one is not None:  # the child: measure one configuration, print its JSON line
+        method, runs = args.one[0], int(args.one[1])
+        print(json.dumps(measure(method, runs, args.chunks)), flush=True)
+        return 0
+
+    bad = [r for r in args.runs if not 1 <= r <= MAX_RUNS]
+    if bad:
+        parser.error(f"--runs must be between 1 and {MAX_RUNS}, got {bad}")
+    failed = 0
+    for method in args.methods:
+        for runs in args.runs:
+            cmd = [sys.executable, __file__, "--one", method, str(runs), "--chunks", str(args.chunks)]
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                failed += 1
+                print(json.dumps({"env": ENV, "method": method, "runs": runs,
+                                  "error": f"exit code {proc.returncode}"}), flush=True)
+                continue
+            print(lines[-1], flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""Tests of recurrent PPO: GAE, reward scaling, running statistics, the hidden state
+across trials and rollouts (collect / replay), and the update itself."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.networks.agent import Agent
+from hypermeta.training import ppo
+from hypermeta.training.learner import Learner
+from hypermeta.training.normalize import RunningMeanStd
+from hypermeta.training.rollout import collect
+
+MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
+TRIAL = 60  # grid-world: 4 episodes x 15 steps, every episode runs to its time limit
+NUM_STEPS = 25  # not a divisor of the trial length: trials straddle rollouts
+NUM_ROLLOUTS = 4  # global steps 0..99: one trial end (step 59), one trial start (step 60)
+CFG = TrainConfig(
+    env="grid-world",
+    method="rnn",
+    model=MODEL,
+    ppo=PPOConfig(num_envs=4, num_steps=NUM_STEPS, minibatches=2),
+    eval_trials=4,
+)
+
+
+# --------------------------------------------------------------------------- GAE
+
+
+def gae_reference(rewards, values, dones, last_value, gamma, lam):
+    T, E = rewards.shape
+    adv = np.zeros((T, E))
+    for e in range(E):
+        running, next_value = 0.0, last_value[e]
+        for t in reversed(range(T)):
+            nonterminal = 0.0 if dones[t, e] else 1.0
+            delta = rewards[t, e] + gamma * next_value * nonterminal - values[t, e]
+            running = delta + gamma * lam * nonterminal * running
+            adv[t, e] = running
+            next_value = values[t, e]
+    return adv, adv + values
+
+
+def _random_gae_inputs(seed, T=12, E=5):
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=(T, E)).astype(np.float32)
+    values = rng.normal(size=(T, E)).astype(np.float32)
+    dones = rng.random((T, E)) < 0.2
+    dones[4, 0] = dones[T - 1, 1] = True  # a done inside and one at the very end
+    dones[:, 2] = False  # a column with no done at all
+    last_value = rng.normal(size=(E,)).astype(np.float32)
+    return rewards, values, dones, last_value
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gae_matches_double_loop(seed):
+    rewards, values, dones, last_value = _random_gae_inputs(seed)
+    adv, targets = ppo.gae(*map(jnp.asarray, (rewards, values, dones, last_value)), 0.95, 0.9)
+    ref_adv, ref_targets = gae_reference(rewards, values, dones, last_value, 0.95, 0.9)
+    np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(targets, ref_targets, rtol=1e-5, atol=1e-5)
+
+
+def test_gae_does_not_bootstrap_across_done():
+    rewards, values, dones, last_value = _random_gae_inputs(2)
+    adv, _ = ppo.gae(*map(jnp.asarray, (rewards, values, dones, last_value)), 0.95, 0.95)
+    # Everything after the done at (t=4, env 0) and the bootstrap value must not matter
+    # for steps up to and including t=4 of env 0.
+    r2, v2, lv2 = rewards.copy(), values.copy(), last_value.copy()
+    r2[5:, 0] += 100.0
+    v2[5:, 0] -= 50.0
+    lv2[0] += 1000.0
+    adv2, _ = ppo.gae(*map(jnp.asarray, (r2, v2, dones, lv2)), 0.95, 0.95)
+    np.testing.assert_array_equal(np.asarray(adv2)[:5, 0], np.asarray(adv)[:5, 0])
+    assert np.all(np.abs(np.asarray(adv2)[5:, 0] - np.asarray(adv)[5:, 0]) > 1.0)
+    # At a done step the advantage is just r - V.
+    np.testing.assert_allclose(adv[4, 0], rewards[4, 0] - values[4, 0], rtol=1e-6)
+    # Without a done the bootstrap value reaches the first step: gamma^T lam^(T-1) dV
+    lv3 = last_value.copy()
+    lv3[2] += 1.0
+    adv3, _ = ppo.gae(*map(jnp.asarray, (rewards, values, dones, lv3)), 0.95, 0.95)
+    np.testing.assert_allclose(adv3[0, 2] - adv[0, 2], 0.95**12 * 0.95**11, rtol=1e-3)
+
+
+# --------------------------------------------------------------------------- running statistics
+
+
+def rms_with_prior(data, prior_count=1e-4):
+    """Exact mean/var of the data pooled with the prior pseudo-sample (mean 0, var 1)."""
+    data = np.asarray(data, np.float64)
+    n = data.shape[0]
+    m, v = data.mean(0), data.var(0)
+    total = n + prior_count
+    mean = n * m / total
+    var = (prior_count * 1.0 + n * v + m**2 * prior_count * n / total) / total
+    return mean, var, total
+
+
+def test_running_mean_std_matches_numpy_over_batches():
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, size=(n, 4, 3)) * np.array([1.0, 0.1, 5.0]) for n in (7, 20, 3)]
+    rms = RunningMeanStd.create((3,))
+    for b in batches:
+        rms = rms.update(jnp.asarray(b, jnp.float32))
+    data = np.concatenate([b.reshape(-1, 3) for b in batches])
+    mean, var, count = rms_with_prior(data)
+    np.testing.assert_allclose(rms.mean, mean, rtol=1e-5)
+    np.testing.assert_allclose(rms.var, var, rtol=1e-4)
+    np.testing.assert_allclose(rms.count, count, rtol=1e-6)
+    # and the prior is negligible at this size
+    np.testing.assert_allclose(rms.mean, data.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(rms.var, data.var(0), rtol=1e-4)
+    x = jnp.asarray(data[:5], jnp.float32)
+    np.testing.assert_allclose(rms.normalize(x), (data[:5] - mean) / np.sqrt(var + 1e-8), rtol=1e-4, atol=1e-5)
+
+
+def test_running_mean_std_scalar():
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(-1.0, 0.5, size=(5, 6)) for _ in range(3)]
+    rms = RunningMeanStd.create()
+    for b in batches:
+        rms = rms.update(jnp.asarray(b, jnp.float32))
+    mean, var, _ = rms_with_prior(np.concatenate([b.ravel() for b in batches]))
+    np.testing.assert_allclose(rms.mean, mean, rtol=1e-5)
+    np.testing.assert_allclose(rms.var, var, rtol=1e-4)
+
+
+def _scaler_reference(ret0, rewards, dones, gamma):
+    ret = ret0.astype(np.float64).copy()
+    returns = np.zeros(rewards.shape)
+    for t in range(rewards.shape[0]):
+        ret = ret * gamma + rewards[t]
+        returns[t] = ret
+        ret = np.where(dones[t], 0.0, ret)
+    return ret, returns
+
+
+def test_reward_scaler_against_python_loop():
+    rng = np.random.default_rng(3)
+    T, E, gamma = 10, 4, 0.9
+    scaler = ppo.RewardScaler.create(E)
+    ret = np.zeros(E)
+    all_returns = []
+    for _ in range(2):  # two rollouts: the running return carries over
+        rewards = rng.normal(1.0, 1.0, size=(T, E)).astype(np.float32)
+        dones = rng.random((T, E)) < 0.25
+        dones[T - 1, 0] = True
+        dones[:, 1] = False
+        scaler, scaled = scaler.scale(jnp.asarray(rewards), jnp.asarray(dones), gamma, 10.0)
+        ret, returns = _scaler_reference(ret, rewards, dones, gamma)
+        all_returns.append(returns.ravel())
+        np.testing.assert_allclose(scaler.ret, ret, rtol=1e-5, atol=1e-6)
+        assert float(scaler.ret[0]) == 0.0  # reset by the done at the last step
+        mean, var, _ = rms_with_prior(np.concatenate(all_returns))
+        np.testing.assert_allclose(scaler.rms.mean, mean, rtol=1e-4)
+        np.testing.assert_allclose(scaler.rms.var, var, rtol=1e-4)
+        # no mean subtraction: reward / std of the (updated) return statistics
+        np.testing.assert_allclose(scaled, rewards / np.sqrt(var + 1e-8), rtol=1e-4, atol=1e-6)
+
+
+def test_reward_scaler_clips():
+    rewards = jnp.asarray(np.array([[1.0, -1.0], [100.0, -100.0], [0.01, 0.0]], np.float32))
+    dones = jnp.zeros((3, 2), bool)
+    scaler = ppo.RewardScaler.create(2)
+    _, scaled = scaler.scale(rewards, dones, 0.99, 1.0)
+    _, unclipped = scaler.scale(rewards, dones, 0.99, 1e9)
+    scaled, unclipped = np.asarray(scaled), np.asarray(unclipped)
+    assert np.abs(unclipped).max() > 1.0  # the clip is active on this data
+    np.testing.assert_allclose(scaled, np.clip(unclipped, -1.0, 1.0), rtol=1e-6)
+    assert scaled.max() == 1.0 and scaled.min() == -1.0
+
+
+# --------------------------------------------------------------------------- hidden state across trials
+
+
+@pytest.fixture(scope="module")
+def rig():
+    """A small RNN learner, a non-trivial obs normaliser and 4 chained rollouts."""
+    learner = Learner(CFG)
+    agent, wrapper = learner.agent, learner.wrapper
+    state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
+    rng = np.random.default_rng(0)
+    obs_rms = RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32))
+
+    collect_fn = jax.jit(lambda params, carry, key: collect(wrapper, agent, params, obs_rms, carry, key, NUM_STEPS))
+    carries, rollouts = [state.carry], []
+    for key in jax.random.split(jax.random.PRNGKey(1), NUM_ROLLOUTS):
+        carry, rollout = collect_fn(state.params, carries[-1], key)
+        carries.append(carry)
+        rollouts.append(rollout)
+
+    replay = jax.jit(lambda params, rollout: ppo.replay_latents(agent, params, rollout))
+    encode = jax.jit(
+        lambda params, h, pa, pr, o, r: agent.apply(params, h, pa, pr, o, r, method=Agent.encode)
+    )
+    policy = jax.jit(lambda params, obs, latent: agent.apply(params, obs_rms.normalize(obs), latent, method=Agent.policy))
+    return dict(
+        learner=learner, agent=agent, params=state.params, state=state, obs_rms=obs_rms,
+        carries=carries, rollouts=rollouts, replay=replay, encode=encode, policy=policy,
+    )
+
+
+def _cat(rollouts, field):
+    return np.concatenate([np.asarray(getattr(r, field)) for r in rollouts], axis=0)
+
+
+def manual_latents(rig, obs, prev_action, prev_reward, h=None):
+    """Encoder run step by step from a fresh zero state (or h), never resetting."""
+    E = obs.shape[1]
+    h = jnp.zeros((E, MODEL.gru_size)) if h is None else h
+    no_reset = jnp.zeros((E,), bool)
+    latents = []
+    for t in range(obs.shape[0]):
+        h, z = rig["encode"](rig["params"], h, prev_action[t], prev_reward[t], obs[t], no_reset)
+        latents.append(np.asarray(z))
+    return np.stack(latents), h
+
+
+def test_reset_flags_mark_exactly_the_trial_starts(rig):
+    rollouts = rig["rollouts"]
+    reset, done = _cat(rollouts, "reset"), _cat(rollouts, "done")
+    steps = NUM_STEPS * NUM_ROLLOUTS
+    assert reset.shape == done.shape == (steps, CFG.ppo.num_envs)
+    starts = [t for t in range(steps) if t % TRIAL == 0]
+    ends = [t for t in range(steps) if t % TRIAL == TRIAL - 1]
+    np.testing.assert_array_equal(np.where(reset.all(1))[0], starts)
+    np.testing.assert_array_equal(np.where(reset.any(1))[0], starts)
+    np.testing.assert_array_equal(np.where(done.any(1))[0], ends)
+    # reset[t] == done[t-1], also across rollout boundaries
+    np.testing.assert_array_equal(reset[1:], done[:-1])
+    assert rollouts[0].reset[0].all()
+    # at a trial start the encoder inputs are those of a fresh trial
+    obs, pa, pr, episode = (_cat(rollouts, f) for f in ("obs", "prev_action", "prev_reward", "episode"))
+    for t in starts:
+        np.testing.assert_array_equal(obs[t], np.zeros_like(obs[t]))  # start cell, done bit 0
+        assert np.all(pa[t] == 0) and np.all(pr[t] == 0) and np.all(episode[t] == 0)
+    # inside the trial prev_action is the one-hot of the previous action and prev_reward its reward
+    action, reward = _cat(rollouts, "action"), _cat(rollouts, "reward")
+    inside = [t for t in range(1, steps) if t not in starts]
+    np.testing.assert_array_equal(pa[inside], np.eye(5)[action[[t - 1 for t in inside]]])
+    np.testing.assert_array_equal(pr[inside], reward[[t - 1 for t in inside]])
+
+
+def test_hidden_state_is_reset_exactly_at_trial_starts(rig):
+    replay, params = rig["replay"], rig["params"]
+    rollouts = rig["rollouts"]
+    noise = jnp.asarray(np.random.default_rng(5).normal(size=rollouts[0].init_hidden.shape), jnp.float32)
+
+    # First rollout: it starts a trial at t=0, so the initial hidden state is irrelevant.
+    r0 = rollouts[0]
+    np.testing.assert_array_equal(replay(params, r0), replay(params, r0.replace(init_hidden=r0.init_hidden + noise)))
+
+    # Third rollout (global steps 50..74): trial start at t=10.
+    r2 = rollouts[2]
+    t0 = TRIAL - 2 * NUM_STEPS
+    assert r2.reset[t0].all() and not r2.reset[:t0].any()
+    base = np.asarray(replay(params, r2))
+    perturbed = np.asarray(replay(params, r2.replace(init_hidden=r2.init_hidden + noise)))
+    assert np.all(np.abs(base[:t0] - perturbed[:t0]).max(axis=(1, 2)) > 1e-6)  # before: depends on h
+    np.testing.assert_array_equal(base[t0:], perturbed[t0:])  # from the trial start on: does not
+
+    # Manual re-run of the second trial from a fresh zero state (no reset flags at all).
+    obs = np.concatenate([np.asarray(r2.obs)[t0:], np.asarray(rollouts[3].obs)])
+    pa = np.concatenate([np.asarray(r2.prev_action)[t0:], np.asarray(rollouts[3].prev_action)])
+    pr = np.concatenate([np.asarray(r2.prev_reward)[t0:], np.asarray(rollouts[3].prev_reward)])
+    manual, _ = manual_latents(rig, obs, pa, pr)
+    replayed = np.concatenate([base[t0:], np.asarray(replay(params, rollouts[3]))])
+    np.testing.assert_allclose(replayed, manual, rtol=1e-5, atol=1e-5)
+
+
+def test_hidden_state_is_carried_across_rollouts(rig):
+    rollouts, carries, params = rig["rollouts"], rig["carries"], rig["params"]
+    for i in range(1, NUM_ROLLOUTS):
+        np.testing.assert_array_equal(rollouts[i].init_hidden, carries[i].hidden)
+    r1 = rollouts[1]
+    assert not r1.reset[0].any()  # step 25 is inside the first trial
+    assert np.linalg.norm(np.asarray(r1.init_hidden), axis=1).min() > 0.1
+
+    # The whole first trial (global steps 0..59) encoded from scratch in one go
+    # equals the latents replayed rollout by rollout from the stored init_hidden.
+    n = TRIAL - 2 * NUM_STEPS
+    fields = {f: np.concatenate([_cat(rollouts[:2], f), np.asarray(getattr(rollouts[2], f))[:n]]) for f in ("obs", "prev_action", "prev_reward")}
+    manual, h_end = manual_latents(rig, fields["obs"], fields["prev_action"], fields["prev_reward"])
+    replayed = np.concatenate([np.asarray(rig["replay"](params, r)) for r in rollouts[:2]] + [np.asarray(rig["replay"](params, rollouts[2]))[:n]])
+    np.testing.assert_allclose(replayed, manual, rtol=1e-5, atol=1e-5)
+    # and the stored init_hidden of rollout 1 is the encoder state after rollout 0
+    _, h_after_r0 = manual_latents(rig, *(np.asarray(getattr(rollouts[0], f)) for f in ("obs", "prev_action", "prev_reward")))
+    np.testing.assert_allclose(r1.init_hidden, h_after_r0, rtol=1e-5, atol=1e-5)
+
+
+def test_replay_over_joined_rollouts_equals_rollout_by_rollout(rig):
+    """Replaying two consecutive rollouts as one sequence from the first init_hidden
+    gives the latents of replaying each from its own stored init_hidden."""
+    r1, r2 = rig["rollouts"][1:3]
+    joined = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), r1.replace(init_hidden=None, last_value=None), r2.replace(init_hidden=None, last_value=None))
+    joined = joined.replace(init_hidden=r1.init_hidden, last_value=r2.last_value)
+    lat_joined = np.asarray(ppo.replay_latents(rig["agent"], rig["params"], joined))
+    lat_split = np.concatenate([np.asarray(rig["replay"](rig["params"], r)) for r in (r1, r2)])
+    np.testing.assert_allclose(lat_joined, lat_split, rtol=1e-5, atol=1e-6)
+
+
+def test_replay_reproduces_acting_log_probs_and_values(rig):
+    params, policy = rig["params"], rig["policy"]
+    for r in rig["rollouts"]:
+        latents = rig["replay"](params, r)
+        dist, value = policy(params, r.obs, latents)
+        np.testing.assert_allclose(dist.log_prob(r.action), r.log_prob, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(value, r.value, rtol=1e-5, atol=1e-5)
+    # last_value is the value of the observation after the last step (the next rollout's first)
+    r, nxt = rig["rollouts"][1], rig["rollouts"][2]
+    np.testing.assert_allclose(r.last_value, nxt.value[0], rtol=1e-5, atol=1e-5)
+
+    # PPO's first-epoch ratio is 1: zero KL, nothing clipped
+    adv = jnp.asarray(np.random.default_rng(0).normal(size=r.reward.shape), jnp.float32)
+    _, stats = jax.jit(lambda p: ppo.ppo_loss(p, rig["agent"], rig["obs_rms"], r, adv, r.value, CFG.ppo))(params)
+    assert abs(float(stats["approx_kl"])) < 1e-6
+    assert float(stats["clip_fraction"]) == 0.0
+
+
+def test_ppo_loss_changes_when_latents_would_be_wrong(rig):
+    """Guard for the test above: with a wrong initial hidden state, acting log-probs
+    are no longer reproduced (rollout 1 has no reset at t=0)."""
+    params, policy, r = rig["params"], rig["policy"], rig["rollouts"][1]
+    latents = rig["replay"](params, r.replace(init_hidden=jnp.zeros_like(r.init_hidden)))
+    dist, _ = policy(params, r.obs, latents)
+    assert np.abs(np.asarray(dist.log_prob(r.action)) - np.asarray(r.log_prob)).max() > 1e-6
+
+
+# --------------------------------------------------------------------------- the update
+
+
+def _advantages(rollout, scaled, cfg):
+    adv, targets = ppo.gae(scaled, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
+    return (adv - adv.mean()) / (adv.std() + 1e-8), targets
+
+
+def test_one_update_step_decreases_the_loss(rig):
+    learner, agent, obs_rms = rig["learner"], rig["agent"], rig["obs_rms"]
+    cfg = dataclasses.replace(CFG.ppo, epochs=1, minibatches=1)
+    rollout = rig["rollouts"][2]  # contains a trial end and a trial start
+    _, scaled = ppo.RewardScaler.create(CFG.ppo.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
+    adv, targets = _advantages(rollout, scaled, cfg)
+    loss_fn = jax.jit(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, adv, targets, cfg))
+    update = jax.jit(
+        lambda p, o: ppo.update(agent, learner.tx, cfg, p, o, obs_rms, rollout, scaled, jnp.float32(3e-4), jax.random.PRNGKey(0))
+    )
+    params = rig["params"]
+    loss0, _ = loss_fn(params)
+    new_params, _, stats = update(params, learner.tx.init(params))
+    loss1, stats1 = loss_fn(new_params)
+    assert float(loss1) < float(loss0) - 1e-4, (float(loss0), float(loss1))
+    np.testing.assert_allclose(stats["policy_loss"], loss_fn(params)[1]["policy_loss"], rtol=1e-5, atol=1e-6)
+    # every parameter moved (Adam's first step is ~lr * sign(g))
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), params, new_params)
+    assert min(jax.tree.leaves(moved)) > 0
+
+
+def test_encoder_gets_gradients_through_bptt(rig):
+    agent, obs_rms, params = rig["agent"], rig["obs_rms"], rig["params"]
+    cfg = CFG.ppo
+    rollout = rig["rollouts"][1]
+    _, scaled = ppo.RewardScaler.create(cfg.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
+    adv, targets = _advantages(rollout, scaled, cfg)
+    grads = jax.jit(jax.grad(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, adv, targets, cfg)[0]))(params)
+    g = grads["params"]
+    encoder = [k for k in g if k.startswith(("enc_", "gru"))]
+    assert set(encoder) == {"enc_state", "enc_reward", "gru", "enc_head"}
+    for name in encoder + ["latent_embed"]:
+        norm = float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g[name]))))
+        assert norm > 1e-6, name
+    # The GRU's recurrent weights get gradient too (credit flows back through time).
+    hh = [v for k, v in jax.tree_util.tree_leaves_with_path(g["gru"]) if "h" in jax.tree_util.keystr(k)]
+    assert hh and max(float(jnp.abs(x).max()) for x in hh) > 0
+
+
+def test_optimizer_clips_encoder_and_policy_separately(rig):
+    """Encoder and actor-critic gradients are clipped by separate global norms.
+
+    Adam's first direction is g_clipped / (|g_clipped| + eps). Tiny policy gradients
+    (1e-4) next to huge encoder gradients give ~0.9 if clipped on their own (they are
+    below max_grad_norm, so untouched), but ~0.01 if clipped jointly with the encoder
+    (scaled to ~1e-7, below eps)."""
+    params = rig["params"]
+    tx = ppo.make_optimizer(CFG.ppo)
+    grads = {
+        "params": {
+            k: jax.tree.map(lambda x: jnp.full_like(x, 10.0 if k.startswith(("enc_", "gru")) else 1e-4), v)
+            for k, v in params["params"].items()
+        }
+    }
+    direction, _ = jax.jit(lambda g, p: tx.update(g, tx.init(p), p))(grads, params)
+    for k, sub in direction["params"].items():
+        for x in jax.tree.leaves(sub):
+            assert float(jnp.min(x)) > 0.5, k
