@@ -422,3 +422,48 @@ def test_resume_before_first_checkpoint_starts_over(capsys, tmp_path, finished_r
     _, rows = read_rows(run / "metrics.csv")
     _, reference = read_rows(finished_run / "metrics.csv")
     assert sorted(map(row_key, rows)) == sorted(map(row_key, reference))
+
+
+def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_path, monkeypatch, finished_run):
+    """Ctrl-C (SIGINT) while a chunk is running: the loop finishes that chunk (its input
+    state was donated to XLA, so only its output can be saved), checkpoints it (update 6,
+    between the regular checkpoints 4 and 8), exits 130 with the resume command, and
+    --resume then reproduces the uninterrupted run."""
+    import os
+    import signal
+
+    from hypermeta.training.learner import Learner
+
+    compile_chunk = Learner.compile_chunk
+    calls = []
+
+    def compile_interrupting_chunk(self, n):
+        chunk = compile_chunk(self, n)
+
+        def run(states):
+            result = chunk(states)
+            calls.append(n)
+            if len(calls) == 6:
+                os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C were pressed during update 6
+            return result
+
+        return run
+
+    monkeypatch.setattr(Learner, "compile_chunk", compile_interrupting_chunk)
+    out = tmp_path / "interrupted"
+    code, _, err = run_cli(["train", *RUN_ARGS, "--out", str(out)], capsys)
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert "update 6/16" in err and f"--resume {out}" in err
+    assert (out / "checkpoints" / "6").is_dir() and not (out / "summary.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was restored
+
+    monkeypatch.setattr(Learner, "compile_chunk", compile_chunk)
+    code, _, err = run_cli(["train", "--resume", str(out)], capsys)
+    assert code == 0, err
+    _, rows = read_rows(out / "metrics.csv")
+    _, reference = read_rows(finished_run / "metrics.csv")
+    assert sorted(map(row_key, rows)) == sorted(map(row_key, reference))
+    ref = {row_key(r): r for r in reference}
+    for r in rows:
+        assert [r[c] for c in DETERMINISTIC_COLUMNS] == [ref[row_key(r)][c] for c in DETERMINISTIC_COLUMNS], row_key(r)

@@ -3,8 +3,12 @@ metrics, checkpoints and resume."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -66,6 +70,32 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
     return rows
 
 
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[threading.Event]:
+    """Turn the first SIGINT/SIGTERM into a request to stop at the next chunk boundary.
+
+    A chunk call donates its input state to XLA, so the state of an interrupted chunk no
+    longer exists; stopping between chunks lets the loop save a checkpoint of the state it
+    has. A second signal interrupts at once (losing the work since the last checkpoint).
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals only reach the main thread
+        yield stop
+        return
+
+    def request(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True) -> RunDir:
     """Train every (seed, lr) run of `cfg` into the run directory `out`."""
     validate(cfg)
@@ -88,7 +118,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
                TextColumn("frames/run · {task.fields[fps]} frames/s · return {task.fields[ret]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     frames_total = total * cfg.ppo.frames_per_update
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+    with _stop_requests() as stop, Progress(*columns, disable=not show_progress, transient=False) as progress:
         bar = progress.add_task(f"{cfg.method} on {cfg.env} ({len(cfg.runs)} runs)", total=frames_total,
                                 completed=start * cfg.ppo.frames_per_update, fps="-", ret="-")
         try:
@@ -110,14 +140,16 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
                 mean_ret = np.mean([r["meta_episode_return"] for r in rows])
                 progress.update(bar, completed=update * cfg.ppo.frames_per_update,
                                 fps=f"{fps:,.0f}", ret=f"{mean_ret:.2f}")
-                if update - last_ckpt >= ckpt_every or update == total:
+                if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
                     run.save_checkpoint(update, states)
                     last_ckpt = update
+                if stop.is_set() and update < total:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if update > last_ckpt:
-                run.save_checkpoint(update, states)
             run.close()
-            raise KeyboardInterrupt(f"interrupted at update {update}/{total}; continue with: hypermeta train --resume {out}") from None
+            raise KeyboardInterrupt(
+                f"stopped at update {last_ckpt}/{total} (checkpoint saved); continue with: hypermeta train --resume {out}"
+            ) from None
 
     from hypermeta.analysis.plot import plot_run
 
