@@ -2,7 +2,7 @@
 
 For each method and each number of runs, trains `runs` (seed, lr) pairs in one
 vmapped program exactly as `hypermeta train` does (`Learner.init_runs` +
-`Learner.compile_chunk(eval_interval)`: eval_interval PPO updates then one
+`Learner.compile_chunk()` called with eval_interval: eval_interval PPO updates then one
 evaluation per call) and prints one JSON line:
 
     {"env", "method", "runs", "frames_per_second", "seconds", "compile_seconds", "peak_rss_mb"}
@@ -22,7 +22,9 @@ update, eval every 5 updates) with the method replaced. One run is seed 73, lr 3
 `TrainConfig.runs`).
 
 Targets on a 2-core CPU: RNN >= 6,000 frames/s and RNN+HN >= 1,000 frames/s with one
-run; 15 vmapped runs of RNN at least 3x the frames/s of one run.
+run; 15 vmapped runs of RNN at least 3x the frames/s of one run. `--parallel-runs` sets
+how many runs are vmapped side by side (the others follow in turn in the same program):
+on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
 
     python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
@@ -51,7 +53,7 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
     return sweep[:runs]
 
 
-def measure(method: str, runs: int, chunks: int) -> dict:
+def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -59,6 +61,7 @@ def measure(method: str, runs: int, chunks: int) -> dict:
 
     from hypermeta.config import family_defaults
     from hypermeta.training.learner import Learner
+    from hypermeta.training.loop import resolve_parallel_runs
 
     base = family_defaults(ENV)
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
@@ -67,16 +70,16 @@ def measure(method: str, runs: int, chunks: int) -> dict:
     learner = Learner(cfg)
     states = learner.init_runs([s for s, _ in pairs], [lr for _, lr in pairs])
     jax.block_until_ready(states)
-    chunk = learner.compile_chunk(cfg.eval_interval)
+    chunk = learner.compile_chunk(resolve_parallel_runs(parallel_runs))
 
     t0 = time.perf_counter()
-    states, metrics = chunk(states)
+    states, metrics = chunk(states, cfg.eval_interval)
     jax.block_until_ready((states, metrics))
     compile_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     for _ in range(chunks):
-        states, metrics = chunk(states)
+        states, metrics = chunk(states, cfg.eval_interval)
     jax.block_until_ready((states, metrics))
     seconds = time.perf_counter() - t0
 
@@ -85,6 +88,8 @@ def measure(method: str, runs: int, chunks: int) -> dict:
         "env": ENV,
         "method": method,
         "runs": runs,
+        "parallel_runs": resolve_parallel_runs(parallel_runs) or runs,
+        "backend": jax.default_backend(),
         "frames_per_second": round(frames / seconds, 1),
         "seconds": round(seconds, 3),
         "compile_seconds": round(compile_seconds, 3),
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", type=int, default=[1, MAX_RUNS],
                         help=f"numbers of vmapped runs to measure, each 1..{MAX_RUNS}")
     parser.add_argument("--chunks", type=int, default=4, help="timed chunk calls after the first one")
+    parser.add_argument("--parallel-runs", type=int, default=0,
+                        help="runs vmapped side by side (TrainConfig.parallel_runs; 0 = auto: 1 on CPU, all on GPU)")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.chunks < 1:
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
-        print(json.dumps(measure(method, runs, args.chunks)), flush=True)
+        print(json.dumps(measure(method, runs, args.chunks, args.parallel_runs)), flush=True)
         return 0
 
     bad = [r for r in args.runs if not 1 <= r <= MAX_RUNS]
@@ -114,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for method in args.methods:
         for runs in args.runs:
-            cmd = [sys.executable, __file__, "--one", method, str(runs), "--chunks", str(args.chunks)]
+            cmd = [sys.executable, __file__, "--one", method, str(runs), "--chunks", str(args.chunks),
+                   "--parallel-runs", str(args.parallel_runs)]
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode != 0 or not lines:

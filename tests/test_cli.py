@@ -437,11 +437,11 @@ def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_pa
     compile_chunk = Learner.compile_chunk
     calls = []
 
-    def compile_interrupting_chunk(self, n):
-        chunk = compile_chunk(self, n)
+    def compile_interrupting_chunk(self):
+        chunk = compile_chunk(self)
 
-        def run(states):
-            result = chunk(states)
+        def run(states, n):
+            result = chunk(states, n)
             calls.append(n)
             if len(calls) == 6:
                 os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C were pressed during update 6

@@ -80,15 +80,17 @@ def test_different_seeds_give_different_params(runs):
 # --------------------------------------------------------------------------- vmapped runs
 
 
-def test_vmapped_runs_equal_separate_runs(learner, runs):
+@pytest.mark.parametrize("parallel_runs", [0, 2])  # all side by side; groups of 2 (2 + 1) in turn
+def test_vmapped_runs_equal_separate_runs(learner, runs, parallel_runs):
     n = 2
     stacked = jax.tree.map(lambda x: x[:3], runs)  # seeds 0, 1, 2 with lr 1e-3, 3e-4, 0
     separate = [unstack(stacked, i) for i in range(3)]
 
     single = jax.jit(partial(learner.train_chunk, num_updates=n))
     results = [single(s) for s in separate]
-    # compile_chunk donates its argument: give it a copy
-    v_state, v_metrics = learner.compile_chunk(n)(jax.tree.map(jnp.copy, stacked))
+    # compile_chunk takes the number of updates at run time (the single runs above have it
+    # static) and donates its argument: give it a copy.
+    v_state, v_metrics = learner.compile_chunk(parallel_runs)(jax.tree.map(jnp.copy, stacked), n)
 
     for i, (state, metrics) in enumerate(results):
         assert int(state.update) == n and int(v_state.update[i]) == n

@@ -81,6 +81,10 @@ class TrainConfig:
     """Fresh trials per evaluation (deterministic actions)."""
     checkpoint_interval: int = 100
     """Updates between checkpoints (rounded up to a multiple of eval_interval)."""
+    parallel_runs: int = 0
+    """Runs vmapped side by side; the others follow in turn in the same compiled program.
+    0 = auto: all of them on a GPU/TPU, 1 on a CPU (there, vmapping the GRU of many runs
+    is memory-bound: 15 RNN runs side by side are slower than one after another)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 

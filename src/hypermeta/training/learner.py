@@ -5,13 +5,12 @@
     returns = learner.evaluate(state)               # fresh tasks, deterministic
     state, metrics = learner.train_chunk(state, n)  # n updates then one evaluation
 
-`Learner.compile_chunk(n)` returns `train_chunk` jitted and vmapped over a leading
+`Learner.compile_chunk()` returns `train_chunk` jitted and vmapped over a leading
 run axis: every (seed, lr) pair trains in one compiled program.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
@@ -126,19 +125,43 @@ class Learner:
         (_, _, returns), _ = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
         return returns.mean(axis=0)
 
-    def train_chunk(self, state: RunState, num_updates: int) -> tuple[RunState, dict]:
-        """`num_updates` updates, then one evaluation; metrics are chunk means."""
-        state, stats = jax.lax.scan(lambda s, _: self.train_update(s), state, None, length=num_updates)
+    def train_chunk(self, state: RunState, num_updates: int | Array) -> tuple[RunState, dict]:
+        """`num_updates` updates, then one evaluation; metrics are chunk means.
+
+        `num_updates` may be a traced integer: one compiled program serves every chunk
+        length, so the shorter last chunk of a run does not compile a second program.
+        """
+        _, stats_shape = jax.eval_shape(self.train_update, state)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stats_shape)
+
+        def body(_, loop):
+            state, totals = loop
+            state, stats = self.train_update(state)
+            return state, jax.tree.map(jnp.add, totals, stats)
+
+        state, totals = jax.lax.fori_loop(0, num_updates, body, (state, zeros))
         key, eval_key = jax.random.split(state.key)
         episode_returns = self.evaluate(state.params, state.obs_rms, eval_key)
-        metrics = jax.tree.map(jnp.mean, stats)
+        metrics = jax.tree.map(lambda t: t / jnp.maximum(num_updates, 1), totals)
         metrics["episode_returns"] = episode_returns
         metrics["meta_episode_return"] = episode_returns.sum()
         return state.replace(key=key), metrics
 
-    def compile_chunk(self, num_updates: int):
-        """`train_chunk` vmapped over a leading run axis and jitted (donating the old state)."""
-        return jax.jit(jax.vmap(partial(self.train_chunk, num_updates=num_updates)), donate_argnums=0)
+    def compile_chunk(self, parallel_runs: int = 0):
+        """`train_chunk` over a leading run axis, jitted (donating the old state).
+
+        `parallel_runs` runs are vmapped side by side and the groups follow one another
+        (`lax.map`); 0 means all runs side by side. Call it as `chunk(states, num_updates)`;
+        the same number of updates applies to every run.
+        """
+
+        def chunk(states: RunState, num_updates: Array) -> tuple[RunState, dict]:
+            runs = jax.tree.leaves(states)[0].shape[0]
+            if parallel_runs <= 0 or parallel_runs >= runs:
+                return jax.vmap(self.train_chunk, in_axes=(0, None))(states, num_updates)
+            return jax.lax.map(lambda s: self.train_chunk(s, num_updates), states, batch_size=parallel_runs)
+
+        return jax.jit(chunk, donate_argnums=0)
 
     def init_runs(self, seeds: list[int], lrs: list[float]) -> RunState:
         """Initial states of all runs stacked on a leading axis.

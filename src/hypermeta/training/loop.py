@@ -51,8 +51,17 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--model.encoder-action-embed must be >= 0, got {m.encoder_action_embed}")
     if not m.policy_hidden or min(m.policy_hidden) < 1:
         raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
+    if cfg.parallel_runs < 0:
+        raise UsageError(f"--parallel-runs must be >= 0 (0 = auto), got {cfg.parallel_runs}")
     if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
+
+
+def resolve_parallel_runs(parallel_runs: int) -> int:
+    """TrainConfig.parallel_runs with 'auto' (0) resolved for the default JAX backend."""
+    if parallel_runs > 0:
+        return parallel_runs
+    return 1 if jax.default_backend() == "cpu" else 0
 
 
 def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict]:
@@ -111,7 +120,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
 
     total, interval = cfg.num_updates, cfg.eval_interval
     ckpt_every = math.ceil(cfg.checkpoint_interval / interval) * interval
-    chunk_fns: dict[int, object] = {}
+    chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
+    compiled = False
     frames_per_chunk_update = cfg.ppo.frames_per_update * len(cfg.runs)
     update, last_ckpt, compile_seconds, t_start = start, start, 0.0, time.time()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -124,22 +134,20 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
         try:
             while update < total:
                 n = min(interval, total - update)
-                first_call = n not in chunk_fns
-                if first_call:
-                    chunk_fns[n] = learner.compile_chunk(n)
                 t0 = time.time()
-                states, metrics = chunk_fns[n](states)
+                states, metrics = chunk(states, n)
                 jax.block_until_ready(metrics)
                 elapsed = time.time() - t0
-                if first_call:
-                    compile_seconds += elapsed  # includes one chunk of work; fps is reported from later chunks
                 update += n
                 fps = n * frames_per_chunk_update / elapsed
+                if not compiled:  # the first call compiles: its frames/s in metrics.csv include that
+                    compile_seconds, compiled = elapsed, True
+                else:
+                    progress.update(bar, fps=f"{fps:,.0f}")
                 rows = _rows(cfg, metrics, update, fps)
                 run.append_metrics(rows)
                 mean_ret = np.mean([r["meta_episode_return"] for r in rows])
-                progress.update(bar, completed=update * cfg.ppo.frames_per_update,
-                                fps=f"{fps:,.0f}", ret=f"{mean_ret:.2f}")
+                progress.update(bar, completed=update * cfg.ppo.frames_per_update, ret=f"{mean_ret:.2f}")
                 if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
                     run.save_checkpoint(update, states)
                     last_ckpt = update
