@@ -318,7 +318,7 @@ def test_replay_reproduces_acting_log_probs_and_values(rig):
 
     # PPO's first-epoch ratio is 1: zero KL, nothing clipped
     adv = jnp.asarray(np.random.default_rng(0).normal(size=r.reward.shape), jnp.float32)
-    _, stats = jax.jit(lambda p: ppo.ppo_loss(p, rig["agent"], rig["obs_rms"], r, adv, r.value, CFG.ppo))(params)
+    _, (stats, _) = jax.jit(lambda p: ppo.ppo_loss(p, rig["agent"], rig["obs_rms"], r, adv, r.value, CFG.ppo))(params)
     assert abs(float(stats["approx_kl"])) < 1e-6
     assert float(stats["clip_fraction"]) == 0.0
 

@@ -81,6 +81,9 @@ class TrainConfig:
     """Fresh trials per evaluation (deterministic actions)."""
     checkpoint_interval: int = 100
     """Updates between checkpoints (rounded up to a multiple of eval_interval)."""
+    grad_info: bool = False
+    """Log the latent-gradient analysis of the paper's Figure 11 (latent_grad_norm,
+    state_grad_norm, latent_norm, state_norm) in metrics.csv."""
     parallel_runs: int = 0
     """Runs vmapped side by side; the others follow in turn in the same compiled program.
     0 = auto: all of them on a GPU/TPU, 1 on a CPU (there, vmapping the GRU of many runs

@@ -84,7 +84,7 @@ class Learner:
         reward_scaler, scaled = state.reward_scaler.scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
         params, opt_state, stats = ppo.update(
             self.agent, self.tx, cfg, state.params, state.opt_state, state.obs_rms,
-            rollout, scaled, self.current_lr(state), key,
+            rollout, scaled, self.current_lr(state), key, grad_info=self.cfg.grad_info,
         )
         # Observation statistics change only between updates, so the log-probs stored
         # while acting match those recomputed in the first PPO epoch exactly.

@@ -57,6 +57,9 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
 
 
+GRAD_INFO = ("latent_grad_norm", "state_grad_norm", "latent_norm", "state_norm")
+
+
 def resolve_parallel_runs(parallel_runs: int) -> int:
     """TrainConfig.parallel_runs with 'auto' (0) resolved for the default JAX backend."""
     if parallel_runs > 0:
@@ -72,8 +75,9 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
         row = {"seed": seed, "lr": lr, "update": update, "frames": update * cfg.ppo.frames_per_update,
                "meta_episode_return": float(m["meta_episode_return"][i])}
         row.update({f"episode_{k + 1}_return": float(v) for k, v in enumerate(m["episode_returns"][i])})
-        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward"):
-            row[name] = float(m[name][i])
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward", *GRAD_INFO):
+            if name in m:
+                row[name] = float(m[name][i])
         row["frames_per_second"] = fps
         rows.append(row)
     return rows

@@ -106,7 +106,27 @@ def ppo_loss(
         "approx_kl": jnp.mean(batch.log_prob - log_prob),
         "clip_fraction": jnp.mean(jnp.abs(ratio - 1) > cfg.clip),
     }
-    return loss, stats
+    return loss, (stats, latents)
+
+
+def latent_grad_info(agent: Agent, params, obs_rms: RunningMeanStd, obs: Array, latents: Array) -> dict[str, Array]:
+    """The paper's latent-gradient analysis (section 5, Figure 11) for one minibatch.
+
+    The gradient of the critic's value summed over the batch with respect to the latent
+    fed to the policy (the hypernetwork's input for RNN+HN) and to the raw observation
+    (before normalisation). Each is reduced to an L2 norm per item, then averaged over
+    items; the inputs' own norms come along. RNN's policy never sees the state, so its
+    state gradient is 0.
+    """
+
+    def value_sum(latent: Array, raw_obs: Array) -> Array:
+        _, value = agent.apply(params, obs_rms.normalize(raw_obs), latent, method=Agent.policy)
+        return value.sum()
+
+    g_latent, g_obs = jax.grad(value_sum, argnums=(0, 1))(latents, obs)
+    norm = lambda x: jnp.mean(jnp.linalg.norm(x, axis=-1))  # noqa: E731
+    return {"latent_grad_norm": norm(g_latent), "state_grad_norm": norm(g_obs),
+            "latent_norm": norm(latents), "state_norm": norm(obs)}
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
@@ -142,8 +162,13 @@ def update(
     scaled_rewards: Array,
     lr: Array,
     key: PRNGKey,
+    grad_info: bool = False,
 ) -> tuple[Any, Any, dict[str, Array]]:
-    """`cfg.epochs` passes over the rollout in `cfg.minibatches` environment-axis minibatches."""
+    """`cfg.epochs` passes over the rollout in `cfg.minibatches` environment-axis minibatches.
+
+    With `grad_info`, the stats also hold `latent_grad_info` of every minibatch, taken
+    with the parameters before that minibatch's step, averaged like the losses.
+    """
     advantages, targets = gae(scaled_rewards, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     num_envs = rollout.reward.shape[1]
@@ -159,7 +184,9 @@ def update(
     def minibatch_step(carry, envs):
         params, opt_state = carry
         batch, adv, tgt = take(envs)
-        (_, stats), grads = grad_fn(params, agent, obs_rms, batch, adv, tgt, cfg)
+        (_, (stats, latents)), grads = grad_fn(params, agent, obs_rms, batch, adv, tgt, cfg)
+        if grad_info:
+            stats = {**stats, **latent_grad_info(agent, params, obs_rms, batch.obs, latents)}
         direction, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
         return (params, opt_state), stats
