@@ -12,6 +12,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import tyro
 
@@ -19,6 +20,7 @@ from hypermeta.config import TrainConfig, family_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS, get_method
+from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS, SweepConfig
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def train_main(argv: list[str]) -> None:
     if stored is not None:
         stored = dataclasses.replace(stored, method=get_method(stored.method).name)
         given, kept = cfg.to_dict(), stored.to_dict()
-        diffs = [k for k in kept if given[k] != kept[k]]
+        diffs = [k for k in kept if k != "parallel_runs" and given[k] != kept[k]]  # parallel_runs: speed only
         if diffs:
             raise UsageError(
                 f"--resume: {', '.join(f'{k}={given[k]!r}' for k in diffs)} differs from the run being resumed "
@@ -93,18 +95,115 @@ def train_main(argv: list[str]) -> None:
     print(f"done: {run.path}  (metrics.csv, curve.png, summary.json)")
 
 
+@dataclass(frozen=True)
+class SweepArgs(SweepConfig):
+    out: Path = Path("runs/sweep")
+    """Sweep directory: one run directory per method under OUT/ENV/. Running the same
+    command again skips finished methods and resumes interrupted ones."""
+
+
+def sweep_main(argv: list[str]) -> None:
+    pre = _prescan(argv)
+    if pre.env is not None:
+        from hypermeta.envs.registry import env_spec
+
+        env_spec(pre.env)
+    args = tyro.cli(SweepArgs, args=argv, prog="hypermeta sweep",
+                    description="Train methods x learning rates x seeds on one environment (the paper's protocol).")
+    from hypermeta.sweep import run_sweep
+
+    sweep = SweepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)})
+    paths = run_sweep(sweep, args.out)
+    print(f"done: {', '.join(map(str, paths))}; summarise with: hypermeta report {args.out}")
+
+
+@dataclass(frozen=True)
+class ReproduceArgs:
+    frames: int | None = None
+    """Frames per run (default: the paper's budget for the figure)."""
+    lr: tuple[float, ...] = SWEEP_LRS
+    """Policy learning rates."""
+    seeds: tuple[int, ...] = SWEEP_SEEDS
+    """Seeds."""
+    envs: tuple[str, ...] | None = None
+    """Only these of the figure's environments (default: all of them)."""
+    out: Path | None = None
+    """Directory of the sweeps and the report (default: runs/FIGURE)."""
+    parallel_runs: int = 0
+    """Runs vmapped side by side (0 = auto: all on a GPU, 1 on a CPU)."""
+
+
+def reproduce_main(argv: list[str]) -> None:
+    from hypermeta.presets import FIGURES, describe, get_figure
+
+    if not argv or argv[0].startswith("-"):
+        if argv and argv[0] not in ("-h", "--help", "--list"):
+            raise UsageError(f"hypermeta reproduce needs a figure first, e.g. 'hypermeta reproduce fig9'; got {argv[0]!r}")
+        print("usage: hypermeta reproduce FIGURE [--frames N] [--lr ...] [--seeds ...] [--envs ...] [--out DIR]\n")
+        print("\n".join(describe(f) for f in FIGURES.values()))
+        return
+    figure = get_figure(argv[0])
+    args = tyro.cli(ReproduceArgs, args=argv[1:], prog=f"hypermeta reproduce {figure.name}", description=describe(figure))
+    envs = figure.envs if args.envs is None else args.envs
+    unknown = [e for e in envs if e not in figure.envs]
+    if unknown:
+        raise UsageError(f"--envs {', '.join(unknown)}: not in {figure.name}; choose from {', '.join(figure.envs)}")
+    out = args.out or Path("runs") / figure.name
+    frames = args.frames or figure.frames
+    print(describe(figure))
+    print(f"this run: {', '.join(envs)}; {frames:,} frames x {len(args.lr)} lrs x {len(args.seeds)} seeds per method; "
+          f"about {sum(figure.hours('cpu', frames, len(args.lr), len(args.seeds)) for _ in envs) / len(figure.envs):,.1f} h "
+          f"on a 2-core CPU, {sum(figure.hours('gpu', frames, len(args.lr), len(args.seeds)) for _ in envs) / len(figure.envs):,.2f} h on one H100")
+    from hypermeta.sweep import run_sweep
+
+    for env in envs:
+        run_sweep(SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=args.seeds, frames=frames,
+                              parallel_runs=args.parallel_runs, grad_info=figure.grad_info), out)
+    from hypermeta.analysis.report import write_report
+
+    files = write_report([out], out / "report", title=f"{figure.name}: {figure.caption}")
+    print(f"done: report in {out / 'report'} ({', '.join(p.name for p in files)})")
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    dirs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run directories, sweep directories or any folders holding them (merged)."""
+    out: Path = Path("report")
+    """Where the figures, tables and statistics go."""
+    metric: Literal["average", "final", "auc"] = "average"
+    """How the best learning rate is chosen: mean return over training (the paper), final return, or area under the curve."""
+
+
+def report_main(argv: list[str]) -> None:
+    args = tyro.cli(ReportArgs, args=argv, prog="hypermeta report",
+                    description="Figures, tables and statistics of finished or running runs, at each method's best learning rate.")
+    from hypermeta.analysis.report import write_report
+
+    files = write_report(list(args.dirs), args.out, metric=args.metric)
+    print(f"done: {args.out} ({', '.join(p.name for p in files)})")
+
+
+COMMANDS = {
+    "train": (train_main, "train a method on an environment (hypermeta train --help)"),
+    "sweep": (sweep_main, "train methods x learning rates x seeds on one environment"),
+    "reproduce": (reproduce_main, "run a figure of the paper (hypermeta reproduce lists them)"),
+    "report": (report_main, "figures, tables and statistics from run directories"),
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hypermeta` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main}
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: hypermeta {train} ...\n\n  train   train a method on an environment (hypermeta train --help)")
+        print(f"usage: hypermeta {{{','.join(COMMANDS)}}} ...\n")
+        print("\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()))
         sys.exit(0 if argv else 2)
-    if argv[0] not in commands:
-        print(f"hypermeta: error: unknown command {argv[0]!r}; choose one of: {', '.join(commands)}", file=sys.stderr)
+    if argv[0] not in COMMANDS:
+        print(f"hypermeta: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     try:
-        commands[argv[0]](argv[1:])
+        COMMANDS[argv[0]][0](argv[1:])
     except UsageError as e:
         print(f"hypermeta: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,99 @@
+"""The paper's figures as named sweeps: `hypermeta reproduce NAME`.
+
+Each preset says which environments and methods a figure compares, its frame budget
+per run, and how long the full protocol (5 learning rates x 3 seeds per method and
+environment) takes on the machines we measured (`benchmarks/throughput.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypermeta.envs.registry import ENVIRONMENTS
+from hypermeta.errors import UsageError
+from hypermeta.methods.registry import METHODS
+from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS
+
+GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
+
+# Frames per second, summed over runs, measured with benchmarks/throughput.py at the
+# paper's Grid-World sizes: a 2-core CPU (runs one after another; auto parallel_runs)
+# and one H100 with all 15 runs of a sweep vmapped. Methods not measured yet use the
+# slowest measured figure.
+MEASURED_FPS = {
+    "cpu": {"rnn": 6_000, "rnn-s": 6_000, "rnn-hn": 1_300, "rnn-hn-kaiming": 1_300},
+    "gpu": {"rnn": 260_000, "rnn-s": 260_000, "rnn-hn": 170_000, "rnn-hn-kaiming": 170_000},
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the paper as a set of sweeps."""
+
+    name: str
+    caption: str
+    envs: tuple[str, ...]
+    methods: tuple[str, ...]
+    frames: int
+    """Frames per run in the paper."""
+    grad_info: bool = False
+    note: str = ""
+
+    def missing(self) -> list[str]:
+        """Environments and methods of this figure that are not implemented yet."""
+        return [e for e in self.envs if e not in ENVIRONMENTS] + [m for m in self.methods if m not in METHODS]
+
+    def runs(self, lrs: int = len(SWEEP_LRS), seeds: int = len(SWEEP_SEEDS)) -> int:
+        return len(self.envs) * len(self.methods) * lrs * seeds
+
+    def hours(self, device: str, frames: int | None = None, lrs: int = len(SWEEP_LRS),
+              seeds: int = len(SWEEP_SEEDS)) -> float:
+        """Expected wall-clock hours of the whole protocol on `device` ('cpu' or 'gpu')."""
+        fps = MEASURED_FPS[device]
+        slowest = min(fps.values())
+        per_env = sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
+        return len(self.envs) * per_env / 3600
+
+
+FIGURES: dict[str, Figure] = {f.name: f for f in [
+    Figure("fig5", "Grid-worlds: RNN+HN against the task-inference baselines", GRID_WORLDS,
+           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), 4_000_000),
+    Figure("fig6", "MuJoCo: RNN+HN against the task-inference baselines",
+           ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
+           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), 75_000_000),
+    Figure("fig7", "MC-LS: RNN+HN against VI+HN", ("mc-ls",), ("rnn-hn", "vi-hn"), 60_000_000),
+    Figure("fig9", "Grid-worlds: RNN, RNN+S and RNN+HN", GRID_WORLDS, ("rnn", "rnn-s", "rnn-hn"), 4_000_000),
+    Figure("fig10", "MuJoCo: RNN, RNN+S and RNN+HN", ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
+           ("rnn", "rnn-s", "rnn-hn"), 75_000_000),
+    Figure("fig11", "Latent-gradient analysis: returns and gradient norms", ("grid-world",),
+           ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming"), 4_000_000, grad_info=True,
+           note="The paper measures this on walker-params (30M frames); grid-world stands in until that exists."),
+    Figure("fig12", "Choice of task-inference baselines", ("grid-world", "walker-params"),
+           ("ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn"), 4_000_000),
+    Figure("fig15", "End-to-end and task-inference objectives together", ("grid-world",),
+           ("rnn-hn", "rnn-hn-ti", "rnn-s-ti", "ti-pp-hn"), 4_000_000),
+]}
+
+
+def get_figure(name: str) -> Figure:
+    """The preset `name`, or a UsageError listing the presets (and what a figure still lacks)."""
+    if name not in FIGURES:
+        raise UsageError(f"unknown figure {name!r}; choose one of: {', '.join(FIGURES)}")
+    figure = FIGURES[name]
+    missing = figure.missing()
+    if missing:
+        raise UsageError(
+            f"{name} ({figure.caption}) needs {', '.join(missing)}, not implemented yet; "
+            f"figures that run now: {', '.join(f.name for f in FIGURES.values() if not f.missing())}"
+        )
+    return figure
+
+
+def describe(figure: Figure) -> str:
+    """One line: what the figure trains, its budget and its expected duration."""
+    status = "ready" if not figure.missing() else f"needs {', '.join(figure.missing())}"
+    line = (f"{figure.name}: {figure.caption}. {', '.join(figure.envs)} x {', '.join(figure.methods)}; "
+            f"{figure.frames / 1e6:g}M frames x {figure.runs()} runs")
+    if not figure.missing():
+        line += f"; about {figure.hours('cpu'):,.0f} h on a 2-core CPU, {figure.hours('gpu'):,.1f} h on one H100"
+    return f"{line} [{status}]" + (f" {figure.note}" if figure.note else "")

@@ -1,0 +1,104 @@
+"""The paper's protocol: every method x learning rate x seed on one environment.
+
+A sweep is one run directory per method (`OUT/ENV/METHOD`), each an ordinary
+`hypermeta train` run whose (seed, lr) pairs train in one compiled program. Running
+the same sweep again skips finished methods and resumes interrupted ones from their
+last checkpoint, so a sweep can be stopped and continued at any time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypermeta.config import TrainConfig, family_defaults
+from hypermeta.envs.registry import env_spec
+from hypermeta.errors import UsageError
+from hypermeta.methods.registry import get_method
+
+SWEEP_LRS: tuple[float, ...] = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
+"""The paper's policy learning rates (appendix 8.2)."""
+SWEEP_SEEDS: tuple[int, ...] = (73, 20, 3)
+"""Three seeds, as in the paper."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One environment, several methods, the paper's learning-rate x seed grid."""
+
+    env: str = "grid-world"
+    """Environment name."""
+    methods: tuple[str, ...] = ("rnn", "rnn-s", "rnn-hn")
+    """Methods to train (CLI names or the paper's spellings)."""
+    lr: tuple[float, ...] = SWEEP_LRS
+    """Policy learning rates."""
+    seeds: tuple[int, ...] = SWEEP_SEEDS
+    """Seeds (each lr x seed is one run)."""
+    frames: int | None = None
+    """Frames per run (default: the environment family's budget, 4M on grid-worlds)."""
+    parallel_runs: int = 0
+    """Runs vmapped side by side (0 = auto: all on a GPU, 1 on a CPU); the rest follow in turn."""
+    grad_info: bool = False
+    """Log the latent-gradient analysis (paper Figure 11)."""
+
+
+def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
+    """The (config, run directory) of every method, checked before anything trains."""
+    env_spec(sweep.env)
+    methods = [get_method(m).name for m in sweep.methods]  # planned or unknown names fail here
+    if not methods:
+        raise UsageError("--methods needs at least one method")
+    duplicates = sorted({m for m in methods if methods.count(m) > 1})
+    if duplicates:
+        raise UsageError(f"--methods names {', '.join(duplicates)} more than once")
+    base = family_defaults(sweep.env)
+    frames = base.frames if sweep.frames is None else sweep.frames
+    return [
+        (dataclasses.replace(base, method=m, frames=frames, seeds=tuple(sweep.seeds), lr=tuple(sweep.lr),
+                             parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info),
+         out / sweep.env / m)
+        for m in methods
+    ]
+
+
+def _stored_config(path: Path) -> TrainConfig:
+    from hypermeta.rundir import RunDir
+
+    _, stored = RunDir.open_for_resume(path)
+    return dataclasses.replace(stored, method=get_method(stored.method).name)
+
+
+def status(cfg: TrainConfig, path: Path) -> str:
+    """'new', 'resume' or 'finished'; a directory holding a different run is an error."""
+    if not path.exists():
+        return "new"
+    stored = _stored_config(path)
+    given, kept = cfg.to_dict(), stored.to_dict()
+    diffs = [k for k in kept if k != "parallel_runs" and given[k] != kept[k]]
+    if diffs:
+        raise UsageError(
+            f"{path} holds a run with {', '.join(f'{k}={kept[k]!r}' for k in diffs)}, but this sweep asks for "
+            f"{', '.join(f'{k}={given[k]!r}' for k in diffs)}; choose another --out"
+        )
+    return "finished" if (path / "summary.json").exists() else "resume"
+
+
+def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list[Path]:
+    """Train every method of the sweep into `out/ENV/METHOD`; returns the run directories."""
+    from hypermeta.training.loop import train, validate
+
+    planned = plan(sweep, out)
+    states = []
+    for cfg, path in planned:
+        validate(cfg)
+        states.append(status(cfg, path))  # refuse a conflicting directory before training anything
+    for (cfg, path), state in zip(planned, states):
+        if state == "finished":
+            print(f"{cfg.method}: finished, skipped ({path})")
+            continue
+        if state == "resume":
+            print(f"{cfg.method}: resuming {path}")
+            cfg = dataclasses.replace(_stored_config(path), parallel_runs=cfg.parallel_runs)
+        train(cfg, path, resume=state == "resume", show_progress=show_progress)
+    return [path for _, path in planned]
