@@ -1,0 +1,194 @@
+"""`hypermeta report`: the paper's figures, tables and statistics from run directories.
+
+Every method is shown at its best learning rate (the paper: the lr whose mean over
+seeds of the average return over training is highest). Curves are smoothed per run
+(trailing moving average over 10% of the points) and shown as the mean over seeds
+with a 68% bootstrap confidence interval, like the paper's figures.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from hypermeta.errors import UsageError
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from hypermeta.analysis import stats
+    from hypermeta.analysis.runs import load_runs
+except ImportError as e:  # scipy / pandas / rliable come with the 'report' extra
+    raise UsageError(f"hypermeta report needs the report extra ({e.name} is missing): pip install 'hypermeta[report]'") from None
+
+from hypermeta.envs.registry import ENVIRONMENTS
+from hypermeta.methods.registry import get_method
+from hypermeta.rundir import atomic_write_bytes
+
+GRAD_COLUMNS = {"latent_grad_norm": "latent gradient norm", "state_grad_norm": "state gradient norm"}
+
+
+def _label(method: str) -> str:
+    return get_method(method).paper_name
+
+
+def _colors(methods: list[str]) -> dict[str, str]:
+    return {m: f"C{i % 10}" for i, m in enumerate(methods)}
+
+
+def _save(fig, out: Path, stem: str) -> list[Path]:
+    """PNG and PDF of `fig`, each written atomically."""
+    paths = []
+    for fmt in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=130, bbox_inches="tight")
+        path = out / f"{stem}.{fmt}"
+        atomic_write_bytes(path, buf.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def normalization_references(envs: list[str]) -> dict[str, tuple[float, float]]:
+    """(random, best reference) per environment that has both (Bayes-optimal before oracle)."""
+    refs = {}
+    for env in envs:
+        known = ENVIRONMENTS[env].reference_returns if env in ENVIRONMENTS else {}
+        high = known.get("Bayes-optimal", known.get("oracle"))
+        if "random" in known and high is not None:
+            refs[env] = (known["random"], high)
+    return refs
+
+
+def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[str, str],
+                references: bool) -> plt.Figure:
+    """One panel per environment, one line per method (at its best lr) with its CI band."""
+    envs = sorted(best["env"].unique())
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 3.8), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for method, group in best[best["env"] == env].groupby("method", sort=False):
+            curve = stats.curve_ci(group.dropna(subset=[y]), x=x, y=y)
+            lr = group["lr"].iloc[0]
+            ax.plot(curve[x], curve["mean"], color=colors[method],
+                    label=f"{_label(method)} (lr {lr:g}, {int(curve['seeds'].max())} seeds)")
+            ax.fill_between(curve[x], curve["low"], curve["high"], color=colors[method], alpha=0.2, lw=0)
+        if references and env in ENVIRONMENTS:
+            for i, (name, value) in enumerate(ENVIRONMENTS[env].reference_returns.items()):
+                ax.axhline(value, ls="--", lw=1, color=f"C{7 + i % 3}", label=f"{name} ({value:g})")
+        ax.set_title(env)
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bars(scores: dict[str, pd.DataFrame], colors: dict[str, str]) -> plt.Figure:
+    """Final and average return per environment and method, with 68% CIs."""
+    envs = sorted(next(iter(scores.values()))["env"].unique())
+    fig, axes = plt.subplots(len(scores), len(envs), figsize=(4.2 * len(envs), 3.2 * len(scores)), squeeze=False)
+    for row, (name, table) in enumerate(scores.items()):
+        for ax, env in zip(axes[row], envs):
+            t = table[table["env"] == env]
+            pos = np.arange(len(t))
+            err = np.vstack([t["mean"] - t["low"], t["high"] - t["mean"]])
+            ax.bar(pos, t["mean"], yerr=err, color=[colors[m] for m in t["method"]], capsize=4)
+            ax.set_xticks(pos, [_label(m) for m in t["method"]], rotation=30, ha="right", fontsize=8)
+            ax.set_title(f"{env}: {name} return")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(mean: float, low: float, high: float) -> str:
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def markdown_table(best_lr: pd.DataFrame, final: pd.DataFrame, average: pd.DataFrame, frames: pd.Series) -> str:
+    """Per environment and method: best lr, seeds, frames, final and average return with 68% CIs."""
+    lines = ["| environment | method | best lr | seeds | frames | final return (68% CI) | average return (68% CI) |",
+             "|---|---|---|---|---|---|---|"]
+    for _, b in best_lr.iterrows():
+        f, a = (t[(t["env"] == b["env"]) & (t["method"] == b["method"])].iloc[0] for t in (final, average))
+        lines.append(f"| {b['env']} | {_label(b['method'])} | {b['lr']:g} | {int(f['seeds'])} | "
+                     f"{int(frames[(b['env'], b['method'])]):,} | {_fmt(f['mean'], f['low'], f['high'])} | "
+                     f"{_fmt(a['mean'], a['low'], a['high'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
+    """rliable statistics of normalized final returns across environments (markdown, figure)."""
+    scores = stats.run_scores(best, "final")
+    refs = normalization_references(sorted(scores["env"].unique()))
+    normalized = stats.normalized_scores(scores, refs)
+    try:
+        table, improvement = stats.aggregate(normalized)
+    except ValueError as e:
+        return f"Aggregate statistics skipped: {e}\n", None
+    envs = sorted(scores["env"].unique())
+    how = ", ".join(f"{e}: (return - {refs[e][0]:g}) / ({refs[e][1]:g} - {refs[e][0]:g})" if e in refs
+                    else f"{e}: min-max over all runs" for e in envs)
+    lines = [f"Final returns normalized per environment ({how}); 95% stratified bootstrap CIs (rliable).", "",
+             "| method | statistic | value | 95% CI |", "|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {_label(r['method'])} | {r['statistic']} | {r['value']:.3f} | [{r['low']:.3f}, {r['high']:.3f}] |")
+    lines += ["", "| P(X > Y) | Y | probability | 95% CI |", "|---|---|---|---|"]
+    for _, r in improvement.iterrows():
+        lines.append(f"| {_label(r['x'])} | {_label(r['y'])} | {r['probability']:.3f} | [{r['low']:.3f}, {r['high']:.3f}] |")
+    statistics = list(dict.fromkeys(table["statistic"]))
+    fig, axes = plt.subplots(1, len(statistics), figsize=(3.2 * len(statistics), 0.6 + 0.45 * table["method"].nunique()),
+                             squeeze=False)
+    for ax, name in zip(axes[0], statistics):
+        t = table[table["statistic"] == name]
+        pos = np.arange(len(t))
+        ax.errorbar(t["value"], pos, xerr=np.vstack([t["value"] - t["low"], t["high"] - t["value"]]), fmt="o", capsize=4)
+        ax.set_yticks(pos, [_label(m) for m in t["method"]])
+        ax.set_title(name)
+    fig.tight_layout()
+    return "\n".join(lines) + "\n", fig
+
+
+def write_report(paths: list[Path], out: Path, metric: str = "average", title: str | None = None) -> list[Path]:
+    """Write the report of every run below `paths` into `out`; returns the files written."""
+    if metric not in stats.METRICS:
+        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(stats.METRICS)}")
+    df = load_runs(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    best_lr = stats.best_lrs(df, metric)
+    best = stats.select_best(df, metric)
+    methods = list(dict.fromkeys(best_lr["method"]))
+    colors = _colors(methods)
+    files: list[Path] = []
+
+    files += _save(plot_curves(best, "meta_episode_return", "meta-episode return", "frames", colors, True), out, "curves")
+    final = stats.final_scores_ci(best, "final")
+    average = stats.final_scores_ci(best, "average")
+    files += _save(plot_bars({"final": final, "average": average}, colors), out, "bars")
+    if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():
+        for column, label in GRAD_COLUMNS.items():
+            files += _save(plot_curves(best, column, label, "update", colors, False), out, column.replace("_norm", "s"))
+
+    frames = best.groupby(["env", "method"])["frames"].max()
+    sweep = stats.run_scores(df, metric).groupby(["env", "method", "lr"])["score"].agg(["mean", "count"]).reset_index()
+    text = [f"# {title or 'hypermeta report'}", "",
+            f"Runs: {df.groupby(['env', 'method', 'lr', 'seed']).ngroups} from {df['run_dir'].nunique()} run directories. "
+            f"Best learning rate by the `{metric}` return; returns are meta-episode returns of deterministic evaluations.", "",
+            "## Final and average return at the best learning rate", "",
+            markdown_table(best_lr, final, average, frames),
+            "## Every learning rate", "", f"Mean over seeds of each run's `{metric}` return (the selection criterion).", "",
+            "| environment | method | lr | runs | score |", "|---|---|---|---|---|"]
+    text += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} | {int(r['count'])} | {r['mean']:.2f} |"
+             for _, r in sweep.iterrows()]
+    agg_text, agg_fig = aggregate_section(best)
+    text += ["", "## Aggregate across environments", "", agg_text]
+    if agg_fig is not None:
+        files += _save(agg_fig, out, "aggregate")
+    report = out / "report.md"
+    atomic_write_bytes(report, "\n".join(text).encode())
+    scores = out / "scores.csv"
+    atomic_write_bytes(scores, stats.run_scores(df, metric).to_csv(index=False).encode())
+    return [report, scores, *files]

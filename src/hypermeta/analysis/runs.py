@@ -1,0 +1,68 @@
+"""Read run directories, from any number of places and machines, into one table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hypermeta.config import TrainConfig
+from hypermeta.errors import UsageError
+from hypermeta.methods.registry import get_method
+
+KEY = ["env", "method", "lr", "seed"]
+"""What identifies a run across directories."""
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Every run directory (a folder with config.json) at or below the given paths."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UsageError(f"{path}: no such directory")
+        if (path / "config.json").is_file():
+            found.append(path)
+        else:
+            found.extend(sorted(p.parent for p in path.rglob("config.json") if "checkpoints" not in p.parts))
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def load_run(path: Path) -> pd.DataFrame:
+    """metrics.csv of one run directory with env, method (canonical) and run_dir added."""
+    try:
+        cfg = TrainConfig.from_dict(json.loads((path / "config.json").read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UsageError(f"{path / 'config.json'} is not a hypermeta run configuration ({e})") from None
+    metrics = path / "metrics.csv"
+    if not metrics.is_file() or metrics.stat().st_size == 0:
+        return pd.DataFrame()
+    # A run that crashed mid-write may end in a torn line: keep only complete rows.
+    df = pd.read_csv(metrics, on_bad_lines="skip").dropna(subset=["meta_episode_return"])
+    df.insert(0, "env", cfg.env)
+    df.insert(1, "method", get_method(cfg.method).name)
+    df["run_dir"] = str(path)
+    return df
+
+
+def load_runs(paths: list[Path]) -> pd.DataFrame:
+    """All evaluations of all runs below `paths`, merged into one long table.
+
+    Runs are identified by (env, method, lr, seed), so sweeps split across machines
+    (say seeds 73 and 20 on one, seed 3 on another) merge into one table. The same
+    run found in two directories is refused rather than silently double-counted.
+    """
+    dirs = find_run_dirs(paths)
+    frames = [df for df in (load_run(d) for d in dirs) if not df.empty]
+    if not frames:
+        raise UsageError(f"no run directories with metrics under {', '.join(map(str, paths))}")
+    df = pd.concat(frames, ignore_index=True)
+    owners = df.groupby(KEY)["run_dir"].unique()
+    clashes = owners[owners.map(len) > 1]
+    if len(clashes):
+        (env, method, lr, seed), where = next(iter(clashes.items()))
+        raise UsageError(
+            f"{len(clashes)} run(s) appear in more than one directory, e.g. {method} on {env} lr={lr:g} seed={seed} "
+            f"in {' and '.join(where)}; pass only one copy of each run"
+        )
+    return df.sort_values([*KEY, "frames"], ignore_index=True)
