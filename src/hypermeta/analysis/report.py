@@ -140,7 +140,7 @@ def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
     for _, r in improvement.iterrows():
         lines.append(f"| {_label(r['x'])} | {_label(r['y'])} | {r['probability']:.3f} | [{r['low']:.3f}, {r['high']:.3f}] |")
     statistics = list(dict.fromkeys(table["statistic"]))
-    fig, axes = plt.subplots(1, len(statistics), figsize=(3.2 * len(statistics), 0.6 + 0.45 * table["method"].nunique()),
+    fig, axes = plt.subplots(1, len(statistics), figsize=(3.2 * len(statistics), 1.2 + 0.5 * table["method"].nunique()),
                              squeeze=False)
     for ax, name in zip(axes[0], statistics):
         t = table[table["statistic"] == name]
