@@ -220,6 +220,22 @@ def test_lr_must_be_positive(capsys, tmp_path, lr):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("option, value, allowed", [
+    ("--ppo.gamma", "1.5", "in (0, 1]"), ("--ppo.gamma", "0", "in (0, 1]"), ("--ppo.gae-lambda", "-0.1", "in [0, 1]"),
+    ("--ppo.clip", "0", "positive"), ("--ppo.max-grad-norm", "-1", "positive"), ("--ppo.entropy-coef", "-0.01", ">= 0"),
+])
+def test_ppo_values_out_of_range(capsys, tmp_path, option, value, allowed):
+    code, _, err = run_cli(["train", option, value, "--out", str(tmp_path / "r")], capsys)
+    assert_usage_error(code, err, option, str(float(value)), allowed)
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_another_out_is_refused(capsys, tmp_path):
+    write_config(tmp_path / "run", TINY_STORED)
+    code, _, err = run_cli(["train", "--resume", str(tmp_path / "run"), "--out", str(tmp_path / "elsewhere")], capsys)
+    assert_usage_error(code, err, "--out", "--resume", "drop --out")
+
+
 def test_minibatches_must_divide_num_envs(capsys, tmp_path):
     argv = ["train", "--ppo.num-envs", "4", "--ppo.minibatches", "3", "--out", str(tmp_path / "r")]
     code, _, err = run_cli(argv, capsys)
@@ -437,8 +453,8 @@ def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_pa
     compile_chunk = Learner.compile_chunk
     calls = []
 
-    def compile_interrupting_chunk(self):
-        chunk = compile_chunk(self)
+    def compile_interrupting_chunk(self, parallel_runs=0):
+        chunk = compile_chunk(self, parallel_runs)
 
         def run(states, n):
             result = chunk(states, n)

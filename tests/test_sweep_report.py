@@ -1,12 +1,14 @@
 """`hypermeta sweep`, `reproduce` and `report` on a small real sweep.
 
 The sweep trains RNN and RNN+S at the paper's Grid-World sizes for 10 updates (2 lrs x
-2 seeds, evaluations every 5 updates), about a minute on a 2-core CPU, once per module.
+2 seeds, evaluations every 5 updates, checkpoints every 5), about a minute on a 2-core
+CPU, once per module.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +24,19 @@ from hypermeta.sweep import SweepConfig, run_sweep
 
 SWEEP = SweepConfig(env="grid-world", methods=("rnn", "RNN+S"), lr=(1e-3, 3e-4), seeds=(1, 2), frames=9600,
                     grad_info=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def checkpoint_every_5_updates():
+    """Grid-World's family settings with checkpoints every 5 updates, for every sweep here."""
+    import dataclasses
+
+    import hypermeta.sweep as sweep
+
+    family = sweep.family_defaults
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep, "family_defaults", lambda env: dataclasses.replace(family(env), checkpoint_interval=5))
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +87,86 @@ def test_sweep_resumes_an_interrupted_method(sweep_dir, tmp_path, capsys):
     shutil.copytree(sweep_dir, out)
     run = out / "grid-world" / "rnn-s"
     reference = pd.read_csv(run / "metrics.csv")
-    # as an interruption after update 5 leaves it: no summary, no final checkpoint, rows up to 5
+    # as an interruption after update 5 leaves it: no summary, checkpoint 5 only, rows up to 5
     (run / "summary.json").unlink()
     shutil.rmtree(run / "checkpoints" / "10")
+    assert (run / "checkpoints" / "5").is_dir()
     reference[reference["update"] <= 5].to_csv(run / "metrics.csv", index=False)
     untouched = snapshot(out / "grid-world" / "rnn")
     run_sweep(SWEEP, out, show_progress=False)
     printed = capsys.readouterr().out
     assert "rnn: finished, skipped" in printed and "rnn-s: resuming" in printed
     assert snapshot(out / "grid-world" / "rnn") == untouched
-    resumed = pd.read_csv(run / "metrics.csv")
     assert (run / "summary.json").exists()
     key = ["seed", "lr", "update"]
-    pd.testing.assert_frame_equal(resumed.sort_values(key)[key].reset_index(drop=True),
-                                  reference.sort_values(key)[key].reset_index(drop=True))
+    resumed = pd.read_csv(run / "metrics.csv").sort_values(key).reset_index(drop=True)
+    reference = reference.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed[key], reference[key])
+    # continued from checkpoint 5: updates 6-10 reproduce the uninterrupted sweep
+    values = ["meta_episode_return", "policy_loss", "value_loss", "entropy", "latent_grad_norm"]
+    pd.testing.assert_frame_equal(resumed[values], reference[values], rtol=1e-5, atol=1e-6)
+
+
+def test_sweep_stopped_during_a_methods_last_chunk_stops_the_sweep(tmp_path, monkeypatch):
+    """Ctrl-C while the first method's last chunk runs: that method finishes, the sweep stops
+    before the next one and says how to continue."""
+    import os
+    import signal
+
+    from hypermeta.training.learner import Learner
+
+    compile_chunk = Learner.compile_chunk
+
+    def interrupting(self, parallel_runs=0):
+        chunk = compile_chunk(self, parallel_runs)
+
+        def run(states, n):
+            result = chunk(states, n)
+            if int(result[0].update.max()) == 10:  # the last chunk of 10 updates
+                os.kill(os.getpid(), signal.SIGINT)
+            return result
+
+        return run
+
+    monkeypatch.setattr(Learner, "compile_chunk", interrupting)
+    with pytest.raises(KeyboardInterrupt, match="run the same command again"):
+        run_sweep(SWEEP, tmp_path, show_progress=False)
+    assert (tmp_path / "grid-world" / "rnn" / "summary.json").exists()
+    assert not (tmp_path / "grid-world" / "rnn-s").exists()
+
+
+def test_report_uses_a_common_budget_and_ignores_a_torn_last_line(sweep_dir, tmp_path):
+    """RNN+S stopped after update 5 (its last line half written): both methods are compared at
+    4,800 frames, and the torn line is not read."""
+    out = tmp_path / "copy"
+    shutil.copytree(sweep_dir, out)
+    run = out / "grid-world" / "rnn-s"
+    (run / "summary.json").unlink()
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split(",")[2]) <= 5]
+    torn = next(ln for ln in lines[1:] if int(ln.split(",")[2]) == 10)
+    (run / "metrics.csv").write_text("".join(kept) + torn[: torn.index(",", torn.index(",", 30) + 1) + 3])
+    assert len(load_runs([run])) == len(kept) - 1
+    write_report([out], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "grid-world at 4,800 frames" in text and "Unfinished runs" in text and "rnn-s" in text
+    assert "| grid-world | RNN | " in text and " | 4,800 |" in text and " | 9,600 |" not in text
+    scores = pd.read_csv(tmp_path / "report" / "scores.csv")
+    direct = load_runs([out])
+    direct = direct[direct["frames"] <= 4800]
+    expected = stats.run_scores(direct, "average").reset_index(drop=True)
+    assert len(expected) == 8  # 2 methods x 2 lrs x 2 seeds
+    pd.testing.assert_frame_equal(scores[list(expected.columns)], expected, check_dtype=False, rtol=1e-9)
+
+
+def test_report_with_grad_info_for_some_methods_only(sweep_dir, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep_dir, out)
+    metrics = out / "grid-world" / "rnn-s" / "metrics.csv"
+    pd.read_csv(metrics).drop(columns=["latent_grad_norm", "state_grad_norm", "latent_norm", "state_norm"]).to_csv(
+        metrics, index=False)
+    files = {p.name for p in write_report([out], tmp_path / "report")}
+    assert "latent_grads.png" in files and "curves.png" in files
 
 
 def test_sweep_refuses_a_directory_holding_another_run(sweep_dir, tmp_path):
@@ -135,13 +216,15 @@ def test_report_merges_run_directories_from_two_machines(sweep_dir, tmp_path):
         (run / "config.json").write_text(json.dumps({**cfg, "seeds": [seed]}))
         rows = pd.read_csv(sweep_dir / "grid-world" / "rnn" / "metrics.csv")
         rows[rows["seed"] == seed].to_csv(run / "metrics.csv", index=False)
-    merged = load_runs([tmp_path / "machine1", tmp_path / "machine2"]).drop(columns="run_dir")
-    whole = load_runs([sweep_dir / "grid-world" / "rnn"]).drop(columns="run_dir")
+    merged = load_runs([tmp_path / "machine1", tmp_path / "machine2"]).drop(columns=["run_dir", "finished"])
+    whole = load_runs([sweep_dir / "grid-world" / "rnn"]).drop(columns=["run_dir", "finished"])
     pd.testing.assert_frame_equal(merged, whole)
     a = write_report([tmp_path / "machine1", tmp_path / "machine2"], tmp_path / "ra")
     b = write_report([sweep_dir / "grid-world" / "rnn"], tmp_path / "rb")
     table = lambda d: (d / "report.md").read_text().split("## Aggregate")[0].split("\n", 2)[2]  # noqa: E731
-    assert table(tmp_path / "ra") == table(tmp_path / "rb").replace("from 1 run directories", "from 2 run directories")
+    assert "Unfinished runs" in (tmp_path / "ra" / "report.md").read_text()  # the copies have no summary.json
+    strip = lambda t: re.sub(r"Unfinished runs[^\n]*\n\n", "", t)  # noqa: E731
+    assert strip(table(tmp_path / "ra")) == strip(table(tmp_path / "rb")).replace("from 1 run directories", "from 2 run directories")
     assert a and b
 
 
@@ -178,3 +261,22 @@ def test_reproduce_errors(capsys, argv, fragments):
     assert code == 2 and "Traceback" not in err
     for fragment in fragments:
         assert fragment in err, (fragment, err)
+
+
+def test_reproduce_runs_each_environment_of_the_figure_then_reports(tmp_path, capsys, monkeypatch):
+    """fig11 = one sweep per environment with the figure's methods and --grad-info, then one report."""
+    import hypermeta.analysis.report as report
+    import hypermeta.sweep as sweep
+
+    sweeps, reports = [], []
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append((cfg, out)))
+    monkeypatch.setattr(report, "write_report", lambda paths, out, title: reports.append((paths, out, title)) or [])
+    code, out, err = run_cli(["reproduce", "fig11", "--frames", "9600", "--lr", "1e-3", "--seeds", "1", "2",
+                              "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert [c.env for c, _ in sweeps] == ["grid-world"]
+    cfg, where = sweeps[0]
+    assert cfg.methods == ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming") and cfg.grad_info
+    assert cfg.frames == 9600 and cfg.lr == (1e-3,) and cfg.seeds == (1, 2) and where == tmp_path
+    assert reports == [([tmp_path], tmp_path / "report", reports[0][2])] and "fig11" in reports[0][2]
+    assert "h on a 2-core CPU" in out

@@ -81,6 +81,8 @@ def train_main(argv: list[str]) -> None:
                 f"({', '.join(f'{k}={kept[k]!r}' for k in diffs)}); drop those options"
             )
         out = Path(pre.resume)
+        if args.out is not None and args.out.resolve() != out.resolve():
+            raise UsageError(f"--out {str(args.out)!r} with --resume {pre.resume!r}: a resumed run stays in its directory; drop --out")
     else:
         if args.out is None:
             import time
@@ -148,8 +150,12 @@ def reproduce_main(argv: list[str]) -> None:
     unknown = [e for e in envs if e not in figure.envs]
     if unknown:
         raise UsageError(f"--envs {', '.join(unknown)}: not in {figure.name}; choose from {', '.join(figure.envs)}")
+    from hypermeta.analysis.report import write_report  # a missing 'report' extra fails here, before training
+
+    if args.frames is not None and args.frames <= 0:
+        raise UsageError(f"--frames must be positive, got {args.frames}")
     out = args.out or Path("runs") / figure.name
-    frames = args.frames or figure.frames
+    frames = figure.frames if args.frames is None else args.frames
     print(describe(figure))
     print(f"this run: {', '.join(envs)}; {frames:,} frames x {len(args.lr)} lrs x {len(args.seeds)} seeds per method; "
           f"about {sum(figure.hours('cpu', frames, len(args.lr), len(args.seeds)) for _ in envs) / len(figure.envs):,.1f} h "
@@ -159,8 +165,6 @@ def reproduce_main(argv: list[str]) -> None:
     for env in envs:
         run_sweep(SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=args.seeds, frames=frames,
                               parallel_runs=args.parallel_runs, grad_info=figure.grad_info), out)
-    from hypermeta.analysis.report import write_report
-
     files = write_report([out], out / "report", title=f"{figure.name}: {figure.caption}")
     print(f"done: report in {out / 'report'} ({', '.join(p.name for p in files)})")
 

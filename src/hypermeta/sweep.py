@@ -100,5 +100,11 @@ def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list
         if state == "resume":
             print(f"{cfg.method}: resuming {path}")
             cfg = dataclasses.replace(_stored_config(path), parallel_runs=cfg.parallel_runs)
-        train(cfg, path, resume=state == "resume", show_progress=show_progress)
+        try:
+            train(cfg, path, resume=state == "resume", show_progress=show_progress)
+        except KeyboardInterrupt as e:
+            raise KeyboardInterrupt(
+                f"{cfg.method}: {str(e).split('; continue with')[0]}; run the same command again to continue the "
+                "sweep (finished methods are skipped, interrupted ones resume)"
+            ) from None
     return [path for _, path in planned]

@@ -22,7 +22,7 @@ try:
     import pandas as pd
 
     from hypermeta.analysis import stats
-    from hypermeta.analysis.runs import load_runs
+    from hypermeta.analysis.runs import common_budget, load_runs
 except ImportError as e:  # scipy / pandas / rliable come with the 'report' extra
     raise UsageError(f"hypermeta report needs the report extra ({e.name} is missing): pip install 'hypermeta[report]'") from None
 
@@ -72,7 +72,10 @@ def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[st
     fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 3.8), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for method, group in best[best["env"] == env].groupby("method", sort=False):
-            curve = stats.curve_ci(group.dropna(subset=[y]), x=x, y=y)
+            group = group.dropna(subset=[y])
+            if group.empty:  # e.g. a method trained without --grad-info
+                continue
+            curve = stats.curve_ci(group, x=x, y=y)
             lr = group["lr"].iloc[0]
             ax.plot(curve[x], curve["mean"], color=colors[method],
                     label=f"{_label(method)} (lr {lr:g}, {int(curve['seeds'].max())} seeds)")
@@ -130,7 +133,7 @@ def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
     except ValueError as e:
         return f"Aggregate statistics skipped: {e}\n", None
     envs = sorted(scores["env"].unique())
-    how = ", ".join(f"{e}: (return - {refs[e][0]:g}) / ({refs[e][1]:g} - {refs[e][0]:g})" if e in refs
+    how = ", ".join(f"{e}: (return - ({refs[e][0]:g})) / ({refs[e][1]:g} - ({refs[e][0]:g}))" if e in refs
                     else f"{e}: min-max over all runs" for e in envs)
     lines = [f"Final returns normalized per environment ({how}); 95% stratified bootstrap CIs (rliable).", "",
              "| method | statistic | value | 95% CI |", "|---|---|---|---|"]
@@ -156,7 +159,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     """Write the report of every run below `paths` into `out`; returns the files written."""
     if metric not in stats.METRICS:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(stats.METRICS)}")
-    df = load_runs(paths)
+    df, cut = common_budget(load_runs(paths))
     out.mkdir(parents=True, exist_ok=True)
     best_lr = stats.best_lrs(df, metric)
     best = stats.select_best(df, metric)
@@ -168,7 +171,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     final = stats.final_scores_ci(best, "final")
     average = stats.final_scores_ci(best, "average")
     files += _save(plot_bars({"final": final, "average": average}, colors), out, "bars")
-    if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():
+    if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():  # some runs have them
         for column, label in GRAD_COLUMNS.items():
             files += _save(plot_curves(best, column, label, "update", colors, False), out, column.replace("_norm", "s"))
 
@@ -177,6 +180,10 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     text = [f"# {title or 'hypermeta report'}", "",
             f"Runs: {df.groupby(['env', 'method', 'lr', 'seed']).ngroups} from {df['run_dir'].nunique()} run directories. "
             f"Best learning rate by the `{metric}` return; returns are meta-episode returns of deterministic evaluations.", "",
+            *([f"Cut to a common budget so that methods compare on equal frames: "
+               f"{', '.join(f'{env} at {b:,} frames' for env, b in cut.items())}.", ""] if cut else []),
+            *([f"Unfinished runs (no summary.json) are included up to their last evaluation: "
+               f"{', '.join(sorted(df.loc[~df['finished'], 'run_dir'].unique()))}.", ""] if (~df["finished"]).any() else []),
             "## Final and average return at the best learning rate", "",
             markdown_table(best_lr, final, average, frames),
             "## Every learning rate", "", f"Mean over seeds of each run's `{metric}` return (the selection criterion).", "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -37,12 +38,28 @@ def load_run(path: Path) -> pd.DataFrame:
     metrics = path / "metrics.csv"
     if not metrics.is_file() or metrics.stat().st_size == 0:
         return pd.DataFrame()
-    # A run that crashed mid-write may end in a torn line: keep only complete rows.
-    df = pd.read_csv(metrics, on_bad_lines="skip").dropna(subset=["meta_episode_return"])
+    # A run that is writing (or crashed mid-write) may end in a torn line: every complete
+    # row ends with a newline, so drop whatever follows the last one.
+    text = metrics.read_text()
+    df = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]))
     df.insert(0, "env", cfg.env)
     df.insert(1, "method", get_method(cfg.method).name)
     df["run_dir"] = str(path)
+    df["finished"] = (path / "summary.json").is_file()
     return df
+
+
+def common_budget(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Cut every environment's runs to the frames its shortest run reached.
+
+    Average and final returns grow with training, so methods trained for different
+    budgets (an unfinished run, a merged directory) are compared on equal frames.
+    Returns the cut table and {env: budget} for the environments that were cut.
+    """
+    reach = df.groupby(KEY)["frames"].max().groupby("env").min()
+    cut = {env: int(b) for env, b in reach.items() if (df.loc[df["env"] == env, "frames"] > b).any()}
+    keep = df["frames"] <= df["env"].map(reach)
+    return df[keep].reset_index(drop=True), cut
 
 
 def load_runs(paths: list[Path]) -> pd.DataFrame:

@@ -41,6 +41,16 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("num_envs", "num_steps", "epochs", "minibatches"):
         if getattr(p, name) < 1:
             raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 1, got {getattr(p, name)}")
+    if not 0 < p.gamma <= 1:
+        raise UsageError(f"--ppo.gamma must be in (0, 1], got {p.gamma}")
+    if not 0 <= p.gae_lambda <= 1:
+        raise UsageError(f"--ppo.gae-lambda must be in [0, 1], got {p.gae_lambda}")
+    for name in ("clip", "adam_eps", "max_grad_norm", "reward_clip"):
+        if not getattr(p, name) > 0:
+            raise UsageError(f"--ppo.{name.replace('_', '-')} must be positive, got {getattr(p, name)}")
+    for name in ("value_coef", "entropy_coef"):
+        if not getattr(p, name) >= 0:
+            raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 0, got {getattr(p, name)}")
     if p.num_envs % p.minibatches:
         raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs}")
     m = cfg.model
@@ -157,6 +167,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
                     last_ckpt = update
                 if stop.is_set() and update < total:
                     raise KeyboardInterrupt
+            stopped = stop.is_set()  # asked to stop during the last chunk: finish, then stop
         except KeyboardInterrupt:
             run.close()
             raise KeyboardInterrupt(
@@ -173,4 +184,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
         "final_meta_episode_return": {f"seed={r['seed']},lr={r['lr']}": float(r["meta_episode_return"]) for r in rows},
     })
     run.close()
+    if stopped:
+        raise KeyboardInterrupt(f"stopped; the run in {out} had just finished (summary.json written)")
     return run

@@ -113,7 +113,8 @@ def latent_grad_info(agent: Agent, params, obs_rms: RunningMeanStd, obs: Array, 
     """The paper's latent-gradient analysis (section 5, Figure 11) for one minibatch.
 
     The gradient of the critic's value summed over the batch with respect to the latent
-    fed to the policy (the hypernetwork's input for RNN+HN) and to the raw observation
+    fed to the policy (the encoder's output, before the policy's latent embedding, whose
+    tanh output is the hypernetwork's input for RNN+HN) and to the raw observation
     (before normalisation). Each is reduced to an L2 norm per item, then averaged over
     items; the inputs' own norms come along. RNN's policy never sees the state, so its
     state gradient is 0.
