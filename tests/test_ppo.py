@@ -355,7 +355,7 @@ def test_one_update_step_decreases_the_loss(rig):
     new_params, _, stats = update(params, learner.tx.init(params))
     loss1, stats1 = loss_fn(new_params)
     assert float(loss1) < float(loss0) - 1e-4, (float(loss0), float(loss1))
-    np.testing.assert_allclose(stats["policy_loss"], loss_fn(params)[1]["policy_loss"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats["policy_loss"], loss_fn(params)[1][0]["policy_loss"], rtol=1e-5, atol=1e-6)
     # every parameter moved (Adam's first step is ~lr * sign(g))
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), params, new_params)
     assert min(jax.tree.leaves(moved)) > 0
