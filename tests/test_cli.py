@@ -440,7 +440,8 @@ def test_resume_before_first_checkpoint_starts_over(capsys, tmp_path, finished_r
     assert sorted(map(row_key, rows)) == sorted(map(row_key, reference))
 
 
-def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_path, monkeypatch, finished_run):
+def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_path, monkeypatch, finished_run,
+                                                                   sigint_enabled):
     """Ctrl-C (SIGINT) while a chunk is running: the loop finishes that chunk (its input
     state was donated to XLA, so only its output can be saved), checkpoints it (update 6,
     between the regular checkpoints 4 and 8), exits 130 with the resume command, and
@@ -483,3 +484,24 @@ def test_interrupt_saves_checkpoint_at_chunk_boundary_and_resumes(capsys, tmp_pa
     ref = {row_key(r): r for r in reference}
     for r in rows:
         assert [r[c] for c in DETERMINISTIC_COLUMNS] == [ref[row_key(r)][c] for c in DETERMINISTIC_COLUMNS], row_key(r)
+
+
+def test_stop_requests_leave_an_ignored_sigint_ignored():
+    """A run started in the background (SIGINT ignored) is not stopped by Ctrl-C in the
+    terminal; SIGTERM still asks it to stop."""
+    import signal
+
+    from hypermeta.training.loop import _stop_requests
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        term_before = signal.getsignal(signal.SIGTERM)
+        with _stop_requests() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            handler = signal.getsignal(signal.SIGTERM)
+            assert handler is not term_before
+            handler(signal.SIGTERM, None)
+            assert stop.is_set()
+        assert signal.getsignal(signal.SIGTERM) is term_before
+    finally:
+        signal.signal(signal.SIGINT, previous)

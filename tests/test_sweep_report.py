@@ -107,7 +107,7 @@ def test_sweep_resumes_an_interrupted_method(sweep_dir, tmp_path, capsys):
     pd.testing.assert_frame_equal(resumed[values], reference[values], rtol=1e-5, atol=1e-6)
 
 
-def test_sweep_stopped_during_a_methods_last_chunk_stops_the_sweep(tmp_path, monkeypatch):
+def test_sweep_stopped_during_a_methods_last_chunk_stops_the_sweep(tmp_path, monkeypatch, sigint_enabled):
     """Ctrl-C while the first method's last chunk runs: that method finishes, the sweep stops
     before the next one and says how to continue."""
     import os

@@ -111,7 +111,9 @@ def _stop_requests() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # A signal the process was started ignoring (SIGINT of a background job, nohup) stays ignored.
+    watched = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, request) for sig in watched}
     try:
         yield stop
     finally:
