@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
                TimeElapsedColumn(), TimeRemainingColumn()]
     frames_total = total * cfg.ppo.frames_per_update
     with _stop_requests() as stop, Progress(*columns, disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task(f"{cfg.method} on {cfg.env} ({len(cfg.runs)} runs)", total=frames_total,
+        bar = progress.add_task(f"{cfg.method} on {cfg.env} ({len(cfg.runs)} run{'' if len(cfg.runs) == 1 else 's'})", total=frames_total,
                                 completed=start * cfg.ppo.frames_per_update, fps="-", ret="-")
         try:
             while update < total:
