@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
@@ -140,13 +140,20 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
     compiled = False
     frames_per_chunk_update = cfg.ppo.frames_per_update * len(cfg.runs)
     update, last_ckpt, compile_seconds, t_start = start, start, 0.0, time.time()
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("frames/run · {task.fields[fps]} frames/s · return {task.fields[ret]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
+    # Fits an 80-column terminal: the run's description is printed once above the bar.
+    columns = [BarColumn(bar_width=20), TextColumn("{task.fields[frames]} frames/run"), TextColumn("{task.fields[fps]} fps"),
+               TextColumn("return {task.fields[ret]}"), TimeRemainingColumn()]
     frames_total = total * cfg.ppo.frames_per_update
+
+    def frames_text(u: int) -> str:
+        return f"{u * cfg.ppo.frames_per_update / 1e6:.2f}M/{frames_total / 1e6:.2f}M"
+
     with _stop_requests() as stop, Progress(*columns, disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task(f"{cfg.method} on {cfg.env} ({len(cfg.runs)} run{'' if len(cfg.runs) == 1 else 's'})", total=frames_total,
-                                completed=start * cfg.ppo.frames_per_update, fps="-", ret="-")
+        progress.console.print(f"[bold]{cfg.method}[/bold] on [bold]{cfg.env}[/bold]: {len(cfg.runs)} "
+                               f"run{'' if len(cfg.runs) == 1 else 's'} x {total:,} updates of {cfg.ppo.frames_per_update} "
+                               f"frames -> {out}" + (" (resumed)" if start else ""))
+        bar = progress.add_task("train", total=frames_total, completed=start * cfg.ppo.frames_per_update,
+                                frames=frames_text(start), fps="-", ret="-")
         try:
             while update < total:
                 n = min(interval, total - update)
@@ -163,7 +170,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
                 rows = _rows(cfg, metrics, update, fps)
                 run.append_metrics(rows)
                 mean_ret = np.mean([r["meta_episode_return"] for r in rows])
-                progress.update(bar, completed=update * cfg.ppo.frames_per_update, ret=f"{mean_ret:.2f}")
+                progress.update(bar, completed=update * cfg.ppo.frames_per_update, frames=frames_text(update),
+                                ret=f"{mean_ret:.2f}")
                 if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
                     run.save_checkpoint(update, states)
                     last_ckpt = update
