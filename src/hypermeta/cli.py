@@ -74,7 +74,7 @@ def train_main(argv: list[str]) -> None:
     if stored is not None:
         stored = dataclasses.replace(stored, method=get_method(stored.method).name)
         given, kept = cfg.to_dict(), stored.to_dict()
-        diffs = [k for k in kept if k != "parallel_runs" and given[k] != kept[k]]  # parallel_runs: speed only
+        diffs = cfg.differences(stored)
         if diffs:
             raise UsageError(
                 f"--resume: {', '.join(f'{k}={given[k]!r}' for k in diffs)} differs from the run being resumed "
@@ -157,9 +157,9 @@ def reproduce_main(argv: list[str]) -> None:
     out = args.out or Path("runs") / figure.name
     frames = figure.frames if args.frames is None else args.frames
     print(describe(figure))
+    hours = {d: figure.hours(d, frames, len(args.lr), len(args.seeds), len(envs)) for d in ("cpu", "gpu")}
     print(f"this run: {', '.join(envs)}; {frames:,} frames x {len(args.lr)} lrs x {len(args.seeds)} seeds per method; "
-          f"about {sum(figure.hours('cpu', frames, len(args.lr), len(args.seeds)) for _ in envs) / len(figure.envs):,.1f} h "
-          f"on a 2-core CPU, {sum(figure.hours('gpu', frames, len(args.lr), len(args.seeds)) for _ in envs) / len(figure.envs):,.2f} h on one H100")
+          f"about {hours['cpu']:,.1f} h on a 2-core CPU, {hours['gpu']:,.2f} h on one H100")
     from hypermeta.sweep import run_sweep
 
     for env in envs:

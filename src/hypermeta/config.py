@@ -100,6 +100,11 @@ class TrainConfig:
         """(seed, lr) of every run, in the order of the vmapped run axis."""
         return [(s, lr) for lr in self.lr for s in self.seeds]
 
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Fields that differ from `other`, ignoring parallel_runs (it changes speed, not results)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k != "parallel_runs" and mine[k] != theirs[k]]
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

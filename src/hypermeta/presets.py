@@ -47,12 +47,13 @@ class Figure:
         return len(self.envs) * len(self.methods) * lrs * seeds
 
     def hours(self, device: str, frames: int | None = None, lrs: int = len(SWEEP_LRS),
-              seeds: int = len(SWEEP_SEEDS)) -> float:
-        """Expected wall-clock hours of the whole protocol on `device` ('cpu' or 'gpu')."""
+              seeds: int = len(SWEEP_SEEDS), envs: int | None = None) -> float:
+        """Expected wall-clock hours of the protocol on `device` ('cpu' or 'gpu'), for all
+        of the figure's environments or the first `envs` of them."""
         fps = MEASURED_FPS[device]
         slowest = min(fps.values())
         per_env = sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
-        return len(self.envs) * per_env / 3600
+        return (len(self.envs) if envs is None else envs) * per_env / 3600
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in [

@@ -75,7 +75,7 @@ def status(cfg: TrainConfig, path: Path) -> str:
         return "new"
     stored = _stored_config(path)
     given, kept = cfg.to_dict(), stored.to_dict()
-    diffs = [k for k in kept if k != "parallel_runs" and given[k] != kept[k]]
+    diffs = cfg.differences(stored)
     if diffs:
         raise UsageError(
             f"{path} holds a run with {', '.join(f'{k}={kept[k]!r}' for k in diffs)}, but this sweep asks for "
@@ -86,7 +86,7 @@ def status(cfg: TrainConfig, path: Path) -> str:
 
 def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list[Path]:
     """Train every method of the sweep into `out/ENV/METHOD`; returns the run directories."""
-    from hypermeta.training.loop import train, validate
+    from hypermeta.training.loop import Stopped, train, validate
 
     planned = plan(sweep, out)
     states = []
@@ -102,9 +102,7 @@ def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list
             cfg = dataclasses.replace(_stored_config(path), parallel_runs=cfg.parallel_runs)
         try:
             train(cfg, path, resume=state == "resume", show_progress=show_progress)
-        except KeyboardInterrupt as e:
-            raise KeyboardInterrupt(
-                f"{cfg.method}: {str(e).split('; continue with')[0]}; run the same command again to continue the "
-                "sweep (finished methods are skipped, interrupted ones resume)"
-            ) from None
+        except Stopped as e:
+            raise Stopped(f"{cfg.method}: {e.where}; run the same command again to continue the sweep "
+                          "(finished methods are skipped, interrupted ones resume)", e.where) from None
     return [path for _, path in planned]

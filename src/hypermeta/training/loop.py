@@ -93,6 +93,14 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
     return rows
 
 
+class Stopped(KeyboardInterrupt):
+    """Training stopped on request; `where` says how far it got, the message how to go on."""
+
+    def __init__(self, message: str, where: str):
+        super().__init__(message)
+        self.where = where
+
+
 @contextlib.contextmanager
 def _stop_requests() -> Iterator[threading.Event]:
     """Turn the first SIGINT/SIGTERM into a request to stop at the next chunk boundary.
@@ -180,9 +188,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
             stopped = stop.is_set()  # asked to stop during the last chunk: finish, then stop
         except KeyboardInterrupt:
             run.close()
-            raise KeyboardInterrupt(
-                f"stopped at update {last_ckpt}/{total} (checkpoint saved); continue with: hypermeta train --resume {out}"
-            ) from None
+            where = f"stopped at update {last_ckpt}/{total} (checkpoint saved)"
+            raise Stopped(f"{where}; continue with: hypermeta train --resume {out}", where) from None
 
     from hypermeta.analysis.plot import plot_run
 
@@ -195,5 +202,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
     })
     run.close()
     if stopped:
-        raise KeyboardInterrupt(f"stopped; the run in {out} had just finished (summary.json written)")
+        where = f"stopped; the run in {out} had just finished (summary.json written)"
+        raise Stopped(where, where)
     return run
