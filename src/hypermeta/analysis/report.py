@@ -171,12 +171,13 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     final = stats.final_scores_ci(best, "final")
     average = stats.final_scores_ci(best, "average")
     files += _save(plot_bars({"final": final, "average": average}, colors), out, "bars")
-    if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():  # some runs have them
+    if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():
         for column, label in GRAD_COLUMNS.items():
             files += _save(plot_curves(best, column, label, "update", colors, False), out, column.replace("_norm", "s"))
 
     frames = best.groupby(["env", "method"])["frames"].max()
-    sweep = stats.run_scores(df, metric).groupby(["env", "method", "lr"])["score"].agg(["mean", "count"]).reset_index()
+    run_scores = stats.run_scores(df, metric)
+    sweep = run_scores.groupby(["env", "method", "lr"])["score"].agg(["mean", "count"]).reset_index()
     text = [f"# {title or 'hypermeta report'}", "",
             f"Runs: {df.groupby(['env', 'method', 'lr', 'seed']).ngroups} from {df['run_dir'].nunique()} run directories. "
             f"Best learning rate by the `{metric}` return; returns are meta-episode returns of deterministic evaluations.", "",
@@ -197,5 +198,5 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     report = out / "report.md"
     atomic_write_bytes(report, "\n".join(text).encode())
     scores = out / "scores.csv"
-    atomic_write_bytes(scores, stats.run_scores(df, metric).to_csv(index=False).encode())
+    atomic_write_bytes(scores, run_scores.to_csv(index=False).encode())
     return [report, scores, *files]
