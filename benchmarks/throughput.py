@@ -28,6 +28,7 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
 
     python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
+    python benchmarks/throughput.py --methods all --runs 1 --chunks 2      # every method, one run
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["rnn", "rnn-s", "rnn-hn"])
+    parser.add_argument("--methods", nargs="+", default=["rnn", "rnn-s", "rnn-hn"],
+                        help="method names, or 'all' for every registered method")
     parser.add_argument("--runs", nargs="+", type=int, default=[1, MAX_RUNS],
                         help=f"numbers of vmapped runs to measure, each 1..{MAX_RUNS}")
     parser.add_argument("--chunks", type=int, default=4, help="timed chunk calls after the first one")
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in args.runs if not 1 <= r <= MAX_RUNS]
     if bad:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}, got {bad}")
+    if args.methods == ["all"]:
+        from hypermeta.methods import METHODS
+
+        args.methods = list(METHODS)
     failed = 0
     for method in args.methods:
         for runs in args.runs:

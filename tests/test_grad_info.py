@@ -13,6 +13,7 @@ from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.networks.agent import Agent
 from hypermeta.training import ppo
 from hypermeta.training.learner import Learner
+from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
 from hypermeta.training.rollout import collect
 
@@ -25,7 +26,8 @@ def setup(method: str):
     learner = Learner(dataclasses.replace(CFG, method=method))
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
     rng = np.random.default_rng(0)
-    obs_rms = RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32))
+    obs_rms = Normalizers.create(3, 10, 2).replace(
+        obs=RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32)))
     _, rollout = jax.jit(lambda p, c, k: collect(learner.wrapper, learner.agent, p, obs_rms, c, k, 15))(
         state.params, state.carry, jax.random.PRNGKey(1))
     return learner, state, obs_rms, rollout
@@ -34,7 +36,7 @@ def setup(method: str):
 def per_item_reference(agent, params, obs_rms, obs, latents):
     """Norms of d value[t, b] / d (latent[t, b], obs[t, b]) item by item, then averaged."""
     def value(latent, raw_obs):
-        _, v = agent.apply(params, obs_rms.normalize(raw_obs[None]), latent[None], method=Agent.policy)
+        _, v = agent.apply(params, obs_rms.obs.normalize(raw_obs[None]), latent[None], method=Agent.policy)
         return v[0]
 
     grad = jax.jit(jax.grad(value, argnums=(0, 1)))

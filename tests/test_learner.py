@@ -99,7 +99,7 @@ def test_vmapped_runs_equal_separate_runs(learner, runs, parallel_runs):
             np.testing.assert_allclose(v_metrics[name][i], value, rtol=1e-4, atol=1e-5, err_msg=name)
         for got, want in zip(jax.tree.leaves(unstack(v_state.params, i)), jax.tree.leaves(state.params)):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(unstack(v_state.obs_rms, i).mean, state.obs_rms.mean, rtol=1e-5)
+        np.testing.assert_allclose(unstack(v_state.norms.obs, i).mean, state.norms.obs.mean, rtol=1e-5)
         np.testing.assert_array_equal(v_state.carry.obs[i], state.carry.obs)
         np.testing.assert_array_equal(v_state.key[i], state.key)
         # the environments continued across updates: 2 x 20 steps into the first trial
@@ -123,7 +123,7 @@ def test_vmapped_runs_equal_separate_runs(learner, runs, parallel_runs):
     assert tree_equal(frozen_state.params, separate[2].params)
     assert abs(float(frozen["approx_kl"])) < 1e-6
     assert float(frozen["clip_fraction"]) == 0.0
-    assert not tree_equal(frozen_state.obs_rms, separate[2].obs_rms)  # the normaliser did move
+    assert not tree_equal(frozen_state.norms, separate[2].norms)  # the normaliser did move
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -132,8 +132,8 @@ def test_vmapped_runs_equal_separate_runs(learner, runs, parallel_runs):
 def test_evaluate_is_deterministic_and_in_range(runs, evaluate):
     state = unstack(runs, 0)
     key = jax.random.PRNGKey(7)
-    a = np.asarray(evaluate(state.params, state.obs_rms, key))
-    b = np.asarray(evaluate(state.params, state.obs_rms, key))
+    a = np.asarray(evaluate(state.params, state.norms, key))
+    b = np.asarray(evaluate(state.params, state.norms, key))
     assert a.shape == (K,)
     np.testing.assert_array_equal(a, b)
     assert np.all(a >= EPISODE_MIN - 1e-5) and np.all(a <= EPISODE_MAX + 1e-5)
@@ -155,7 +155,7 @@ def test_evaluate_sums_each_episode_of_a_known_policy(runs, evaluate):
     """Noop forever never reaches a goal (goals exclude the start cell): -0.1 per step,
     so each of the 4 episodes returns exactly 15 * -0.1 = -1.5."""
     state = unstack(runs, 0)
-    returns = np.asarray(evaluate(_noop_policy(state.params), state.obs_rms, jax.random.PRNGKey(0)))
+    returns = np.asarray(evaluate(_noop_policy(state.params), state.norms, jax.random.PRNGKey(0)))
     np.testing.assert_allclose(returns, np.full(K, -1.5), rtol=1e-5)
 
 
@@ -167,7 +167,7 @@ def test_train_chunk_metrics_use_evaluate(learner, runs, evaluate):
     # train_chunk splits the run key into (next key, eval key)
     next_key, eval_key = jax.random.split(state.key)
     np.testing.assert_array_equal(new_state.key, next_key)
-    expected = np.asarray(evaluate(state.params, state.obs_rms, eval_key))
+    expected = np.asarray(evaluate(state.params, state.norms, eval_key))
     np.testing.assert_allclose(metrics["episode_returns"], expected, rtol=1e-6)
     np.testing.assert_allclose(metrics["meta_episode_return"], expected.sum(), rtol=1e-6)
 

@@ -265,13 +265,6 @@ def test_get_method_unknown_names_value_and_lists_allowed():
         assert m.name in msg
 
 
-@pytest.mark.parametrize("name", ["ti++hn", "TI++HN", "vi-hn", "VI+HN"])
-def test_get_method_planned_is_not_implemented_yet(name):
-    with pytest.raises(UsageError, match="not implemented yet") as err:
-        get_method(name)
-    assert repr(name) in str(err.value)
-
-
 def test_methods_registry_conditioning():
     assert METHODS["rnn"].conditioning == "latent"
     assert METHODS["rnn-s"].conditioning == "state+latent"

@@ -14,6 +14,7 @@ from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.networks.agent import Agent
 from hypermeta.training import ppo
 from hypermeta.training.learner import Learner
+from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
 from hypermeta.training.rollout import collect
 
@@ -186,7 +187,8 @@ def rig():
     agent, wrapper = learner.agent, learner.wrapper
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
     rng = np.random.default_rng(0)
-    obs_rms = RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32))
+    obs_rms = Normalizers.create(3, 10, 2).replace(
+        obs=RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32)))
 
     collect_fn = jax.jit(lambda params, carry, key: collect(wrapper, agent, params, obs_rms, carry, key, NUM_STEPS))
     carries, rollouts = [state.carry], []
@@ -199,7 +201,7 @@ def rig():
     encode = jax.jit(
         lambda params, h, pa, pr, o, r: agent.apply(params, h, pa, pr, o, r, method=Agent.encode)
     )
-    policy = jax.jit(lambda params, obs, latent: agent.apply(params, obs_rms.normalize(obs), latent, method=Agent.policy))
+    policy = jax.jit(lambda params, obs, latent: agent.apply(params, obs_rms.obs.normalize(obs), latent, method=Agent.policy))
     return dict(
         learner=learner, agent=agent, params=state.params, state=state, obs_rms=obs_rms,
         carries=carries, rollouts=rollouts, replay=replay, encode=encode, policy=policy,

@@ -62,6 +62,37 @@ class PPOConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """Task inference and VariBAD (the VI / TI / BI / Multi methods and the end-to-end + TI
+    combinations); end-to-end methods ignore it. Defaults: the reference's Grid-World values
+    (original-implementation.md 2.2 and 2.3)."""
+
+    pretrain_updates: int = 100
+    """Multi-task pre-training updates for TI-type methods, taken out of the same frame
+    budget (100 on grid-worlds, 563 on MuJoCo)."""
+    aux_weight: float = 0.1
+    """Weight of the task-inference loss added to PPO by the end-to-end + TI methods."""
+    lr: float = 1e-3
+    """Adam learning rate of the variational encoder and the decoders (lr_vae)."""
+    updates: int = 3
+    """ELBO updates per PPO update."""
+    batch_trials: int = 25
+    """Trials per ELBO update, sampled from the trial buffer."""
+    buffer_trials: int = 5_000
+    """Completed trials kept for the ELBO (the reference keeps 100k on Grid, i.e. all)."""
+    elbo_subsample: int = 0
+    """Random ELBO terms and decode steps per trial (0 = all; the reference uses 50 on MuJoCo)."""
+    kl_weight: float = 1.0
+    decode_reward: bool = True
+    """Reconstruct rewards: Bernoulli per cell on grid-worlds, regression elsewhere."""
+    decode_state: bool = False
+    """Reconstruct next observations (the reference's Walker and ML10)."""
+    reward_decoder: tuple[int, ...] = (32, 32)
+    state_decoder: tuple[int, ...] = (256, 128)
+    task_decoder: tuple[int, ...] = (32, 32)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One `hypermeta train` invocation: one env, one method, seeds x learning rates."""
 
@@ -90,6 +121,7 @@ class TrainConfig:
     is memory-bound: 15 RNN runs side by side are slower than one after another)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     @property
     def num_updates(self) -> int:
@@ -114,7 +146,11 @@ class TrainConfig:
         model_data = data.pop("model")
         model = ModelConfig(**{**model_data, "policy_hidden": tuple(model_data["policy_hidden"])})
         ppo = PPOConfig(**data.pop("ppo"))
-        return TrainConfig(**{**data, "seeds": tuple(data["seeds"]), "lr": tuple(data["lr"])}, model=model, ppo=ppo)
+        inference_data = data.pop("inference", {})
+        inference = InferenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in inference_data.items()})
+        return TrainConfig(
+            **{**data, "seeds": tuple(data["seeds"]), "lr": tuple(data["lr"])}, model=model, ppo=ppo, inference=inference
+        )
 
 
 GRID_WORLD = TrainConfig()

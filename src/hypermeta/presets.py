@@ -72,7 +72,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("fig12", "Choice of task-inference baselines", ("grid-world", "walker-params"),
            ("ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn"), 4_000_000),
     Figure("fig15", "End-to-end and task-inference objectives together", ("grid-world",),
-           ("rnn-hn", "rnn-hn-ti", "rnn-s-ti", "ti-pp-hn"), 4_000_000),
+           ("rnn-hn", "rnn-hn-ti", "rnn-hn-bi", "rnn-s-ti", "ti-pp-hn"), 4_000_000,
+           note="aux weight: --inference.aux-weight (the paper tries 0.1 and 0.5)."),
 ]}
 
 

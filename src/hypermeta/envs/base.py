@@ -65,6 +65,11 @@ class Environment(abc.ABC):
     episodes_per_trial: int
     #: Maximum number of steps of one episode.
     max_episode_steps: int
+    #: Cells of a discrete world whose reward a VariBAD decoder predicts per cell (a
+    #: Bernoulli "the goal is here" per cell, the reference's Grid decoder). Such an
+    #: environment reports `info["cell"]` (int32, the agent's cell after the step) and
+    #: `info["cell_hit"]` (bool, the step earned the goal reward). 0: rewards are regressed.
+    num_cells: int = 0
 
     @property
     @abc.abstractmethod

@@ -64,6 +64,10 @@ class GridWorld(Environment):
             raise ValueError(f"grid size must be >= 3 (goals exclude a 2x2 corner), got {self.size}")
 
     @property
+    def num_cells(self) -> int:  # type: ignore[override]
+        return self.size * self.size
+
+    @property
     def observation_space(self) -> Box:
         return Box(low=0.0, high=float(self.size - 1), shape=(2,))
 
@@ -103,4 +107,5 @@ class GridWorld(Environment):
         obs = pos.astype(jnp.float32)
         if self.show == "start-cell":
             obs = jnp.where(jnp.all(pos == 0), task.astype(jnp.float32), obs)
-        return obs, GridState(pos=pos, t=t), reward, done, {}
+        info = {"cell": pos[1] * self.size + pos[0], "cell_hit": on_goal}
+        return obs, GridState(pos=pos, t=t), reward, done, info

@@ -94,11 +94,14 @@ class TrialWrapper:
     ) -> tuple[Array, TrialState, Array, Array, dict[str, Array]]:
         """One step; returns (obs, state, reward, trial_done, info).
 
-        info holds `episode_done` (the step ended an episode), `episode` (index of
-        the episode the step belonged to) and `task` (the task of the step).
+        info holds the environment's own info, `episode_done` (the step ended an
+        episode), `episode` (index of the episode the step belonged to), `task` (the
+        task of the step) and `next_obs` (the MDP's observation after the step, without
+        the done bit, before any reset: what a VariBAD state decoder reconstructs).
         """
         step_key, reset_key, next_trial_key = jax.random.split(key, 3)
-        obs, env_state, reward, episode_done, _ = self.env.step(step_key, state.env_state, action, state.task)
+        obs, env_state, reward, episode_done, env_info = self.env.step(step_key, state.env_state, action, state.task)
+        next_obs = obs
         episode = state.episode + episode_done.astype(jnp.int32)
         trial_done = episode >= self.episodes_per_trial
 
@@ -112,6 +115,7 @@ class TrialWrapper:
         next_state = TrialState(
             env_state=env_state, task=new_task, episode=jnp.where(trial_done, 0, episode)
         )
-        info = {"episode_done": episode_done, "episode": state.episode, "task": state.task}
+        info = {**env_info, "episode_done": episode_done, "episode": state.episode, "task": state.task,
+                "next_obs": next_obs}
         done_bit = episode_done & ~trial_done
         return self._with_bit(obs, done_bit), next_state, reward, trial_done, info

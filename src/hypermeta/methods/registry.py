@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from hypermeta.errors import UsageError
+from hypermeta.methods import end_to_end_inference as e2e
+from hypermeta.methods import task_inference as ti
 from hypermeta.methods.base import Method
 from hypermeta.methods.recurrent import RNN, RNN_HN, RNN_HN_KAIMING, RNN_S
 
-METHODS: dict[str, Method] = {m.name: m for m in (RNN, RNN_S, RNN_HN, RNN_HN_KAIMING)}
-
-#: Methods of the paper that later work adds; named so errors can say so.
-PLANNED = ("vi", "vi-hn", "ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn", "multi-hn")
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        RNN, RNN_S, RNN_HN, RNN_HN_KAIMING,
+        ti.VI, ti.VI_HN, ti.TI_NAIVE, ti.TI, ti.TI_PP, ti.TI_HN, ti.TI_PP_HN, ti.BI_PP_HN, ti.MULTI_HN,
+        e2e.RNN_HN_TI, e2e.RNN_HN_BI, e2e.RNN_S_TI,
+    )
+}
 
 
 def _canonical(name: str) -> str:
-    """'RNN+HN_Kaiming' -> 'rnn-hn-kaiming', 'TI++HN' -> 'ti-pp-hn'."""
+    """'RNN+HN_Kaiming' -> 'rnn-hn-kaiming', 'TI++HN' -> 'ti-pp-hn', 'TI Naive' -> 'ti-naive'."""
     s = name.strip().lower().replace("++", "-pp-").replace("+", "-").replace("_", "-").replace(" ", "-")
     while "--" in s:
         s = s.replace("--", "-")
-    return {"rl2": "rnn"}.get(s.strip("-"), s.strip("-"))
+    s = s.strip("-")
+    return {"rl2": "rnn", "varibad": "vi"}.get(s, s)
 
 
 def get_method(name: str) -> Method:
@@ -26,6 +33,4 @@ def get_method(name: str) -> Method:
     if key in METHODS:
         return METHODS[key]
     allowed = ", ".join(f"{m.name} ({m.paper_name})" for m in METHODS.values())
-    if key in PLANNED:
-        raise UsageError(f"method {name!r} is part of the paper but not implemented yet; available: {allowed}")
     raise UsageError(f"unknown method {name!r}; choose one of: {allowed}")

@@ -10,6 +10,12 @@ Data flow at step t of a trial (original-implementation.md 1.1):
              RNN+S:  base([tanh(Linear(norm(s_t))), e_t])
              RNN+HN: base_{theta = HN(e_t)}(tanh(Linear(norm(s_t))))
 
+VariBAD-type methods read z_t as [mu_t, log sigma^2_t] of a Gaussian belief, normalise it
+and stop its gradient before the embedding (`training.conditioning`). Methods that use the
+task c_M embed it as g(c) = tanh(Linear(norm(c_M))), the same size as e_t, so the two are
+interchangeable as the policy's conditioning. Decoders (`networks.decoders`) exist only
+for methods whose encoder is trained by the ELBO.
+
 The reference's latent for the first step of a trial is a "prior" from an all-zero
 input that has not seen s_0; ours has seen s_0 (the RL^2 convention), which gives
 the policy the same information one step earlier and needs no special case.
@@ -27,9 +33,10 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import InferenceConfig, ModelConfig
 from hypermeta.envs.base import Array, Box, Discrete, Space
 from hypermeta.methods.base import Method
+from hypermeta.networks.decoders import CellRewardDecoder, RewardDecoder, StateDecoder, TaskDecoder
 from hypermeta.networks.distributions import Categorical, DiagGaussian
 from hypermeta.networks.hyper import HyperDense
 from hypermeta.networks.init import TANH_GAIN, normc, torch_default_bias, torch_default_kernel
@@ -57,6 +64,12 @@ class Agent(nn.Module):
     method: Method
     action_space: Space
     obs_dim: int
+    task_dim: int = 1
+    raw_obs_dim: int = 0
+    """Observation size without the trial's done bit (what decoders reconstruct); 0: obs_dim."""
+    num_cells: int = 0
+    """Cells for a per-cell reward decoder (grid-worlds); 0: rewards are regressed."""
+    inference: InferenceConfig = InferenceConfig()
 
     def setup(self) -> None:
         m = self.model
@@ -80,6 +93,46 @@ class Agent(nn.Module):
         widths = list(m.policy_hidden)
         self.actor = self._base("actor", widths + [n_out], [hidden_init] * len(widths) + [actor_head_init])
         self.critic = self._base("critic", widths + [1], [hidden_init] * len(widths) + [torch_default_kernel()])
+        if self.method.uses_task_embedding:
+            self.task_embed = _torch_linear(m.policy_latent_embed, self.task_dim, "task_embed")
+        if self.method.variational:
+            self._setup_decoders()
+
+    def _setup_decoders(self) -> None:
+        inf, raw_dim = self.inference, self.raw_obs_dim or self.obs_dim
+        if inf.decode_reward:
+            if self.num_cells:
+                self.dec_reward = CellRewardDecoder(inf.reward_decoder, self.num_cells, name="dec_reward")
+            else:
+                self.dec_reward = RewardDecoder(inf.reward_decoder, name="dec_reward")
+        if inf.decode_state:
+            self.dec_state = StateDecoder(inf.state_decoder, raw_dim, name="dec_state")
+        if self.method.task_target != "none":
+            self.dec_task = TaskDecoder(inf.task_decoder, self.task_target_dim, name="dec_task")
+
+    @property
+    def task_target_dim(self) -> int:
+        """Size of what task inference reconstructs."""
+        target = self.method.task_target
+        if target == "task":
+            return self.task_dim
+        if target == "embedding":
+            return self.model.policy_latent_embed
+        if target == "base-net":
+            return self.base_net_size
+        return 0
+
+    @property
+    def base_net_size(self) -> int:
+        """Number of weights and biases of the actor and critic base networks."""
+        n_out = self.action_space.n if isinstance(self.action_space, Discrete) else self.action_space.shape[0]
+        total = 0
+        for widths in (list(self.model.policy_hidden) + [1], list(self.model.policy_hidden) + [n_out]):
+            fan_in = self.model.policy_state_embed
+            for w in widths:
+                total += fan_in * w + w
+                fan_in = w
+        return total
 
     def _base(self, name: str, widths: list[int], kernel_inits: list[Any]) -> list[nn.Module]:
         if self.method.conditioning == "hyper":
@@ -109,9 +162,20 @@ class Agent(nn.Module):
         h, _ = self.gru(h, jnp.concatenate(parts, axis=-1))
         return h, self.enc_head(h)
 
+    def embed_latent(self, latent: Array) -> Array:
+        """e_t = tanh(Linear(z_t)): the conditioning embedding from the encoder's latent."""
+        return jnp.tanh(self.latent_embed(latent))
+
+    def embed_task(self, task: Array) -> Array:
+        """g(c) = tanh(Linear(c)) from the normalised task vector."""
+        return jnp.tanh(self.task_embed(task))
+
     def policy(self, obs: Array, latent: Array) -> tuple[Categorical | DiagGaussian, Array]:
         """Action distribution and value from the normalised observation and the latent."""
-        e = jnp.tanh(self.latent_embed(latent))
+        return self.policy_from_embedding(obs, self.embed_latent(latent))
+
+    def policy_from_embedding(self, obs: Array, e: Array) -> tuple[Categorical | DiagGaussian, Array]:
+        """Action distribution and value from the normalised observation and a conditioning embedding."""
         conditioning = self.method.conditioning
         if conditioning == "latent":
             x = e
@@ -133,7 +197,41 @@ class Agent(nn.Module):
                 x = jnp.tanh(x)
         return x
 
-    def __call__(self, h: Array, prev_action: Array, prev_reward: Array, obs: Array, reset: Array):
-        """Encoder step then policy (used to initialise all parameters)."""
+    def _hyper_layers(self) -> list[tuple[str, HyperDense]]:
+        return [(f"critic_{i}", l) for i, l in enumerate(self.critic)] + [(f"actor_{i}", l) for i, l in enumerate(self.actor)]
+
+    def base_net(self, e: Array) -> Array:
+        """The base-network parameters the hypernetwork generates for embedding e, flattened:
+        critic then actor, each layer's weight then bias (the BI target)."""
+        parts = []
+        for name, _ in self._hyper_layers():
+            weight, bias = HyperDense.generated_params(self.variables["params"][name], e)
+            parts += [weight.reshape(*e.shape[:-1], -1), bias]
+        return jnp.concatenate(parts, axis=-1)
+
+    def base_net_gram(self) -> Array:
+        """G with ||base_net(e1) - base_net(e2)||^2 = d^T G d, d = e1 - e2 (the map is affine)."""
+        gram = 0.0
+        for name, _ in self._hyper_layers():
+            p = self.variables["params"][name]
+            n_in, n_out = p["w_const"].shape
+            heads = p["w_head"].reshape(n_in, -1, n_out)
+            gram = gram + jnp.einsum("ijo,iko->jk", heads, heads) + p["b_head"] @ p["b_head"].T
+        return gram
+
+    def __call__(self, h: Array, prev_action: Array, prev_reward: Array, obs: Array, reset: Array, task: Array):
+        """Encoder step, policy and every decoder (used to initialise all parameters)."""
         h, latent = self.encode(h, prev_action, prev_reward, obs, reset)
-        return h, self.policy(obs, latent)
+        out = self.policy(obs, latent)
+        if self.method.uses_task_embedding:
+            self.embed_task(task)
+        if self.method.variational:
+            z = latent[..., : self.model.latent_dim]
+            raw = obs[..., : self.raw_obs_dim or self.obs_dim]
+            if self.inference.decode_reward:
+                self.dec_reward(z) if self.num_cells else self.dec_reward(z, raw, prev_action, raw)
+            if self.inference.decode_state:
+                self.dec_state(z, raw, prev_action)
+            if self.method.task_target != "none":
+                self.dec_task(z)
+        return h, out

@@ -23,9 +23,11 @@ from hypermeta.envs.registry import make_env
 from hypermeta.envs.trial import TrialWrapper
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.agent import Agent
-from hypermeta.training import ppo
-from hypermeta.training.normalize import RunningMeanStd
+from hypermeta.networks.agent import action_feature_dim, action_features
+from hypermeta.training import inference, ppo
+from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.rollout import EnvCarry, Rollout, act, collect, env_step, reset_carry
+from hypermeta.training.trial_buffer import TrialBuffer
 
 
 @struct.dataclass
@@ -34,12 +36,21 @@ class RunState:
 
     params: Any
     opt_state: Any
-    obs_rms: RunningMeanStd
+    vae_opt_state: Any  # the ELBO's optimiser (VariBAD-type methods; unused otherwise)
+    norms: Normalizers
     reward_scaler: ppo.RewardScaler
     carry: EnvCarry
+    trials: TrialBuffer  # completed trials for the ELBO (a 1-trial stub for other methods)
     key: Array
     lr: Array  # base learning rate of the run
     update: Array  # int32: updates done so far
+
+
+def pretrain_updates(cfg: TrainConfig) -> int:
+    """Updates of the budget spent in multi-task pre-training (0 for methods without it)."""
+    if get_method(cfg.method).pretrain == "none":
+        return 0
+    return min(cfg.inference.pretrain_updates, cfg.num_updates)
 
 
 class Learner:
@@ -50,28 +61,49 @@ class Learner:
         env = make_env(cfg.env)
         self.wrapper = TrialWrapper(env, env.episodes_per_trial)
         self.method = get_method(cfg.method)
-        self.agent = Agent(cfg.model, self.method, self.wrapper.action_space, self.wrapper.observation_space.shape[0])
+        self.agent = Agent(
+            cfg.model, self.method, self.wrapper.action_space, self.wrapper.observation_space.shape[0],
+            task_dim=env.task_dim, raw_obs_dim=env.observation_space.shape[0], num_cells=env.num_cells,
+            inference=cfg.inference,
+        )
         self.tx = ppo.make_optimizer(cfg.ppo)
+        self.vae_tx = inference.make_vae_optimizer(cfg.inference)
+        self.pretrain_updates = pretrain_updates(cfg)
 
     def init(self, seed: Array, lr: Array) -> RunState:
         """A fresh run. The same seed gives the same network and environments for every lr."""
         init_key, env_key, run_key = jax.random.split(jax.random.PRNGKey(seed), 3)
         num_envs = self.cfg.ppo.num_envs
         carry = reset_carry(self.wrapper, self.agent, env_key, num_envs)
-        params = self.agent.init(
-            init_key, carry.hidden, carry.prev_action, carry.prev_reward, carry.obs, carry.reset
+        params = self.init_params(init_key, carry)
+        obs_dim, task_dim = self.wrapper.observation_space.shape[0], self.wrapper.task_dim
+        variational = self.method.variational
+        trials = TrialBuffer.create(
+            self.cfg.inference.buffer_trials if variational else num_envs, num_envs,
+            self.wrapper.max_trial_steps if variational else 1, obs_dim, action_feature_dim(self.wrapper.action_space),
+            self.wrapper.env.observation_space.shape[0], task_dim,
         )
-        obs_dim = self.wrapper.observation_space.shape[0]
         return RunState(
             params=params,
             opt_state=self.tx.init(params),
-            obs_rms=RunningMeanStd.create((obs_dim,)),
+            vae_opt_state=self.vae_tx.init(params),
+            norms=Normalizers.create(obs_dim, 2 * self.cfg.model.latent_dim, task_dim),
             reward_scaler=ppo.RewardScaler.create(num_envs),
             carry=carry,
+            trials=trials,
             key=run_key,
             lr=jnp.asarray(lr, jnp.float32),
             update=jnp.zeros((), jnp.int32),
         )
+
+    def init_params(self, key: Array, carry: EnvCarry):
+        """Fresh parameters of every network of the agent."""
+        task = carry.trial_state.task
+        return self.agent.init(key, carry.hidden, carry.prev_action, carry.prev_reward, carry.obs, carry.reset, task)
+
+    def pretraining(self, state: RunState) -> Array:
+        """Whether the update about to happen belongs to multi-task pre-training."""
+        return state.update < self.pretrain_updates
 
     def current_lr(self, state: RunState) -> Array:
         if self.cfg.ppo.lr_schedule == "linear":
@@ -81,34 +113,69 @@ class Learner:
     def learn(self, state: RunState, rollout: Rollout, carry: EnvCarry, key: Array) -> tuple[RunState, dict]:
         """The PPO update from a collected rollout (shared with host-side collectors)."""
         cfg = self.cfg.ppo
+        ppo_key, vae_key, reset_key = jax.random.split(key, 3)
+        pretraining = self.pretraining(state)
         reward_scaler, scaled = state.reward_scaler.scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
         params, opt_state, stats = ppo.update(
-            self.agent, self.tx, cfg, state.params, state.opt_state, state.obs_rms,
-            rollout, scaled, self.current_lr(state), key, grad_info=self.cfg.grad_info,
+            self.agent, self.tx, cfg, state.params, state.opt_state, state.norms,
+            rollout, scaled, self.current_lr(state), ppo_key, grad_info=self.cfg.grad_info,
+            use_task=pretraining, aux_weight=self.cfg.inference.aux_weight,
         )
-        # Observation statistics change only between updates, so the log-probs stored
+        state = state.replace(params=params, opt_state=opt_state)
+        if self.method.variational:
+            state, carry, vae_stats = self._train_inference(state, rollout, carry, pretraining, vae_key)
+            stats.update(vae_stats)
+        # Normalisation statistics change only between updates, so the log-probs stored
         # while acting match those recomputed in the first PPO epoch exactly.
-        obs_rms = state.obs_rms.update(rollout.obs)
+        norms = state.norms.update(rollout.obs, rollout.latent, rollout.task)
         stats["train_reward"] = jnp.mean(rollout.reward)
-        new_state = state.replace(
-            params=params, opt_state=opt_state, obs_rms=obs_rms, reward_scaler=reward_scaler,
-            carry=carry, update=state.update + 1,
+        state = state.replace(norms=norms, reward_scaler=reward_scaler, carry=carry, update=state.update + 1)
+        if self.method.pretrain == "reset":
+            state = jax.lax.cond(state.update == self.pretrain_updates, self._reset_policy, lambda s, k: s, state, reset_key)
+        return state, stats
+
+    def _train_inference(self, state: RunState, rollout: Rollout, carry: EnvCarry, pretraining: Array, key: Array):
+        """File the rollout's finished trials, take the ELBO steps, re-encode the running trials.
+
+        Methods without "++" neither store nor learn from pre-training trajectories.
+        """
+        learn = ~pretraining if self.method.pretrain == "reset" else jnp.asarray(True)
+        a_feat = action_features(self.wrapper.action_space, rollout.action)
+        trials = state.trials.add(rollout.obs, a_feat, rollout.reward, rollout.next_obs, rollout.cell,
+                                  rollout.cell_hit, rollout.task, rollout.done, store=learn)
+        params, vae_opt_state, stats = inference.vae_update(
+            self.agent, self.vae_tx, self.cfg.inference, state.params, state.vae_opt_state, state.norms, trials, key,
+            enabled=learn,
         )
-        return new_state, stats
+        # The carried hidden state came from the encoder before this update: recompute it.
+        carry = carry.replace(hidden=inference.running_hidden(self.agent, params, trials.running))
+        return state.replace(params=params, vae_opt_state=vae_opt_state, trials=trials), carry, stats
+
+    def _reset_policy(self, state: RunState, key: Array) -> RunState:
+        """End of pre-training without "++": a freshly initialised policy, keeping the encoder,
+        the decoders and the task embedding g (and a fresh PPO optimiser state)."""
+        fresh = self.init_params(key, state.carry)
+        keep = lambda name: name.startswith(("enc_", "gru", "dec_", "task_embed"))  # noqa: E731
+        params = {"params": {name: sub if keep(name) else fresh["params"][name]
+                             for name, sub in state.params["params"].items()}}
+        return state.replace(params=params, opt_state=self.tx.init(params))
 
     def train_update(self, state: RunState) -> tuple[RunState, dict]:
         """Collect one rollout and update on it."""
         key, collect_key, update_key = jax.random.split(state.key, 3)
         carry, rollout = collect(
-            self.wrapper, self.agent, state.params, state.obs_rms, state.carry, collect_key, self.cfg.ppo.num_steps
+            self.wrapper, self.agent, state.params, state.norms, state.carry, collect_key, self.cfg.ppo.num_steps,
+            use_task=self.pretraining(state),
         )
         return self.learn(state.replace(key=key), rollout, carry, update_key)
 
-    def evaluate(self, params, obs_rms: RunningMeanStd, key: Array) -> Array:
+    def evaluate(self, params, norms: Normalizers, key: Array) -> Array:
         """Mean return of each episode of a trial, (K,), over `eval_trials` fresh tasks.
 
         Deterministic actions; the hidden state starts at the prior and is never
         reset inside the trial. The meta-episode return is the sum of this vector.
+        The meta-policy is evaluated even during pre-training (the reference does so
+        too); only the multi-task oracle reads the true task.
         """
         n, k = self.cfg.eval_trials, self.wrapper.episodes_per_trial
         reset_key, run_key = jax.random.split(key)
@@ -116,7 +183,7 @@ class Learner:
 
         def step(loop, key):
             carry, active, returns = loop
-            hidden, dist, _ = act(self.agent, params, obs_rms, carry)
+            hidden, _, dist, _ = act(self.agent, params, norms, carry)
             carry, reward, done, info = env_step(self.wrapper, key, carry, hidden, dist.mode())
             returns = returns + jax.nn.one_hot(info["episode"], k) * (reward * active)[:, None]
             return (carry, active & ~done, returns), None
@@ -141,7 +208,7 @@ class Learner:
 
         state, totals = jax.lax.fori_loop(0, num_updates, body, (state, zeros))
         key, eval_key = jax.random.split(state.key)
-        episode_returns = self.evaluate(state.params, state.obs_rms, eval_key)
+        episode_returns = self.evaluate(state.params, state.norms, eval_key)
         metrics = jax.tree.map(lambda t: t / jnp.maximum(num_updates, 1), totals)
         metrics["episode_returns"] = episode_returns
         metrics["meta_episode_return"] = episode_returns.sum()

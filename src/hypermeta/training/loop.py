@@ -20,7 +20,8 @@ from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 from hypermeta.rundir import RunDir, atomic_write_json
-from hypermeta.training.learner import Learner
+from hypermeta.training.inference import ELBO_STATS
+from hypermeta.training.learner import Learner, pretrain_updates
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -65,6 +66,25 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--parallel-runs must be >= 0 (0 = auto), got {cfg.parallel_runs}")
     if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
+    _validate_inference(cfg)
+
+
+def _validate_inference(cfg: TrainConfig) -> None:
+    inf = cfg.inference
+    for name in ("pretrain_updates", "aux_weight", "elbo_subsample", "kl_weight"):
+        if not getattr(inf, name) >= 0:
+            raise UsageError(f"--inference.{name.replace('_', '-')} must be >= 0, got {getattr(inf, name)}")
+    for name in ("updates", "batch_trials"):
+        if getattr(inf, name) < 1:
+            raise UsageError(f"--inference.{name.replace('_', '-')} must be >= 1, got {getattr(inf, name)}")
+    if not (inf.lr > 0 and math.isfinite(inf.lr)):
+        raise UsageError(f"--inference.lr must be positive and finite, got {inf.lr}")
+    if inf.buffer_trials < cfg.ppo.num_envs:
+        raise UsageError(f"--inference.buffer-trials {inf.buffer_trials} must be >= --ppo.num-envs {cfg.ppo.num_envs}")
+    for name in ("reward_decoder", "state_decoder", "task_decoder"):
+        widths = getattr(inf, name)
+        if not widths or min(widths) < 1:
+            raise UsageError(f"--inference.{name.replace('_', '-')} needs one or more positive widths, got {list(widths)}")
 
 
 GRAD_INFO = ("latent_grad_norm", "state_grad_norm", "latent_norm", "state_norm")
@@ -81,11 +101,13 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
     """One metrics.csv row per run from a chunk's vmapped metrics."""
     m = jax.tree.map(np.asarray, metrics)
     rows = []
+    pretrain_frames = min(update, pretrain_updates(cfg)) * cfg.ppo.frames_per_update
     for i, (seed, lr) in enumerate(cfg.runs):
         row = {"seed": seed, "lr": lr, "update": update, "frames": update * cfg.ppo.frames_per_update,
-               "meta_episode_return": float(m["meta_episode_return"][i])}
+               "pretrain_frames": pretrain_frames, "meta_episode_return": float(m["meta_episode_return"][i])}
         row.update({f"episode_{k + 1}_return": float(v) for k, v in enumerate(m["episode_returns"][i])})
-        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward", *GRAD_INFO):
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward", *ELBO_STATS,
+                     *GRAD_INFO):
             if name in m:
                 row[name] = float(m[name][i])
         row["frames_per_second"] = fps

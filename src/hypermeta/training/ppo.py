@@ -18,6 +18,8 @@ from flax import struct
 from hypermeta.config import PPOConfig
 from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.networks.agent import Agent
+from hypermeta.training import conditioning, inference
+from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
 from hypermeta.training.rollout import Rollout
 
@@ -86,11 +88,16 @@ def _huber(x: Array) -> Array:
 
 
 def ppo_loss(
-    params, agent: Agent, obs_rms: RunningMeanStd, batch: Rollout, advantages: Array, targets: Array, cfg: PPOConfig
+    params, agent: Agent, norms: Normalizers, batch: Rollout, advantages: Array, targets: Array, cfg: PPOConfig,
+    use_task: Array | bool = False, aux_weight: float = 0.0,
 ) -> tuple[Array, dict[str, Array]]:
-    """Clipped surrogate + clipped Huber value loss - entropy bonus, for one minibatch."""
+    """Clipped surrogate + clipped Huber value loss - entropy bonus, for one minibatch.
+
+    `use_task`: the rollout was collected conditioned on the true task (pre-training).
+    Methods with an auxiliary task-inference loss add `aux_weight` times it.
+    """
     latents = replay_latents(agent, params, batch)
-    dist, value = agent.apply(params, obs_rms.normalize(batch.obs), latents, method=Agent.policy)
+    dist, value = conditioning.policy(agent, params, norms, batch.obs, latents, batch.task, use_task)
     log_prob = dist.log_prob(batch.action)
     ratio = jnp.exp(log_prob - batch.log_prob)
     surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1 - cfg.clip, 1 + cfg.clip) * advantages)
@@ -99,7 +106,12 @@ def ppo_loss(
     value_loss = 0.5 * jnp.mean(jnp.maximum(_huber(value - targets), _huber(value_clipped - targets)))
     entropy = jnp.mean(dist.entropy())
     loss = cfg.value_coef * value_loss + policy_loss - cfg.entropy_coef * entropy
-    stats = {
+    extra = {}
+    if agent.method.aux_loss:
+        e = conditioning.embedding(agent, params, norms, latents, batch.task, False)
+        extra["task_inference_loss"] = inference.aux_loss(agent, params, norms, e, batch.task)
+        loss = loss + aux_weight * extra["task_inference_loss"]
+    stats = {**extra,
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
@@ -109,7 +121,7 @@ def ppo_loss(
     return loss, (stats, latents)
 
 
-def latent_grad_info(agent: Agent, params, obs_rms: RunningMeanStd, obs: Array, latents: Array) -> dict[str, Array]:
+def latent_grad_info(agent: Agent, params, norms: Normalizers, obs: Array, latents: Array) -> dict[str, Array]:
     """The paper's latent-gradient analysis (section 5, Figure 11) for one minibatch.
 
     The gradient of the critic's value summed over the batch with respect to the latent
@@ -121,7 +133,7 @@ def latent_grad_info(agent: Agent, params, obs_rms: RunningMeanStd, obs: Array, 
     """
 
     def value_sum(latent: Array, raw_obs: Array) -> Array:
-        _, value = agent.apply(params, obs_rms.normalize(raw_obs), latent, method=Agent.policy)
+        _, value = agent.apply(params, norms.obs.normalize(raw_obs), latent, method=Agent.policy)
         return value.sum()
 
     g_latent, g_obs = jax.grad(value_sum, argnums=(0, 1))(latents, obs)
@@ -134,20 +146,18 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     """Adam direction with separate gradient clipping for the encoder and the actor-critic.
 
     The learning rate is applied by the caller, so runs with different rates share
-    one optimizer structure and can be vmapped.
+    one optimizer structure and can be vmapped. Decoders are the ELBO's alone.
     """
 
+    def group(name: str) -> str:
+        return "decoder" if name.startswith("dec_") else "encoder" if name.startswith(("enc_", "gru")) else "policy"
+
     def labels(params):
-        return {
-            "params": {
-                name: jax.tree.map(lambda _: "encoder" if name.startswith(("enc_", "gru")) else "policy", sub)
-                for name, sub in params["params"].items()
-            }
-        }
+        return {"params": {name: jax.tree.map(lambda _: group(name), sub) for name, sub in params["params"].items()}}
 
     clip = optax.clip_by_global_norm(cfg.max_grad_norm)
     return optax.chain(
-        optax.multi_transform({"encoder": clip, "policy": clip}, labels),
+        optax.multi_transform({"encoder": clip, "policy": clip, "decoder": optax.set_to_zero()}, labels),
         optax.scale_by_adam(eps=cfg.adam_eps),
     )
 
@@ -158,12 +168,14 @@ def update(
     cfg: PPOConfig,
     params,
     opt_state,
-    obs_rms: RunningMeanStd,
+    norms: Normalizers,
     rollout: Rollout,
     scaled_rewards: Array,
     lr: Array,
     key: PRNGKey,
     grad_info: bool = False,
+    use_task: Array | bool = False,
+    aux_weight: float = 0.0,
 ) -> tuple[Any, Any, dict[str, Array]]:
     """`cfg.epochs` passes over the rollout in `cfg.minibatches` environment-axis minibatches.
 
@@ -185,9 +197,9 @@ def update(
     def minibatch_step(carry, envs):
         params, opt_state = carry
         batch, adv, tgt = take(envs)
-        (_, (stats, latents)), grads = grad_fn(params, agent, obs_rms, batch, adv, tgt, cfg)
+        (_, (stats, latents)), grads = grad_fn(params, agent, norms, batch, adv, tgt, cfg, use_task, aux_weight)
         if grad_info:
-            stats = {**stats, **latent_grad_info(agent, params, obs_rms, batch.obs, latents)}
+            stats = {**stats, **latent_grad_info(agent, params, norms, batch.obs, latents)}
         direction, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
         return (params, opt_state), stats

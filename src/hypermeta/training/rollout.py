@@ -20,7 +20,8 @@ from flax import struct
 from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_feature_dim, action_features
-from hypermeta.training.normalize import RunningMeanStd
+from hypermeta.training import conditioning
+from hypermeta.training.conditioning import Normalizers
 
 
 @struct.dataclass
@@ -50,6 +51,10 @@ class Rollout:
     done: Array  # (T, E) the step ended the trial (a true terminal of the meta-episode)
     task: Array  # (T, E, task_dim) the task of the step (targets for task inference)
     episode: Array  # (T, E) episode index within the trial
+    latent: Array  # (T, E, 2 * latent_dim) the encoder's output the policy read
+    next_obs: Array  # (T, E, raw_obs_dim) the MDP's observation after the step, before any reset
+    cell: Array  # (T, E) int32 the agent's cell after the step (0 where the env has no cells)
+    cell_hit: Array  # (T, E) bool the step earned the goal reward of its cell
     init_hidden: Array  # (E, H) encoder state before step 0
     last_value: Array  # (E,) value of the observation after the last step (bootstrap)
 
@@ -67,13 +72,16 @@ def reset_carry(wrapper: TrialWrapper, agent: Agent, key: PRNGKey, num_envs: int
     )
 
 
-def act(agent: Agent, params, obs_rms: RunningMeanStd, carry: EnvCarry):
-    """Encoder step and policy for the current observation; returns (hidden, dist, value)."""
+def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Array | bool = False):
+    """Encoder step and policy for the current observation; returns (hidden, latent, dist, value).
+
+    `use_task`: condition on the true task (multi-task pre-training) instead of the latent.
+    """
     hidden, latent = agent.apply(
         params, carry.hidden, carry.prev_action, carry.prev_reward, carry.obs, carry.reset, method=Agent.encode
     )
-    dist, value = agent.apply(params, obs_rms.normalize(carry.obs), latent, method=Agent.policy)
-    return hidden, dist, value
+    dist, value = conditioning.policy(agent, params, norms, carry.obs, latent, carry.trial_state.task, use_task)
+    return hidden, latent, dist, value
 
 
 def env_step(wrapper: TrialWrapper, key: PRNGKey, carry: EnvCarry, hidden: Array, action: Array):
@@ -98,16 +106,17 @@ def collect(
     wrapper: TrialWrapper,
     agent: Agent,
     params,
-    obs_rms: RunningMeanStd,
+    norms: Normalizers,
     carry: EnvCarry,
     key: PRNGKey,
     num_steps: int,
+    use_task: Array | bool = False,
 ) -> tuple[EnvCarry, Rollout]:
     """Act for `num_steps` steps with sampled actions."""
 
     def step(carry: EnvCarry, key: PRNGKey):
         act_key, env_key = jax.random.split(key)
-        hidden, dist, value = act(agent, params, obs_rms, carry)
+        hidden, latent, dist, value = act(agent, params, norms, carry, use_task)
         action = dist.sample(act_key)
         next_carry, reward, done, info = env_step(wrapper, env_key, carry, hidden, action)
         record = dict(
@@ -122,9 +131,13 @@ def collect(
             done=done,
             task=info["task"],
             episode=info["episode"],
+            latent=latent,
+            next_obs=info["next_obs"],
+            cell=info.get("cell", jnp.zeros_like(info["episode"])),
+            cell_hit=info.get("cell_hit", jnp.zeros_like(done)),
         )
         return next_carry, record
 
     final, records = jax.lax.scan(step, carry, jax.random.split(key, num_steps))
-    _, _, last_value = act(agent, params, obs_rms, final)
+    _, _, _, last_value = act(agent, params, norms, final, use_task)
     return final, Rollout(**records, init_hidden=carry.hidden, last_value=last_value)

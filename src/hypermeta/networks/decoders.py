@@ -1,0 +1,94 @@
+"""VariBAD decoders (original-implementation.md 2.3): ReLU MLPs reading a latent sample.
+
+* `CellRewardDecoder`: z -> one logit per cell, "the goal is here" (the Grid decoder).
+* `RewardDecoder`: [z, emb(s_{t+1}), emb(a_t), emb(s_t)] -> r_t (MuJoCo-style regression).
+* `StateDecoder`: [z, emb(s_t), emb(a_t)] -> s_{t+1} (Walker, ML10).
+* `TaskDecoder`: z -> a task target; its `squared_error` never materialises the
+  prediction, so a 198k-dimensional base-network target (BI) costs a few small
+  matmuls instead of B x T x 198k floats:
+  ||W h + b - y||^2 = h^T (W W^T) h + 2 h . W (b - y) + ||b - y||^2.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from hypermeta.envs.base import Array
+
+
+class MLP(nn.Module):
+    """ReLU hidden layers, linear output (PyTorch-style defaults are not needed here)."""
+
+    hidden: tuple[int, ...]
+    out: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        for i, width in enumerate(self.hidden):
+            x = nn.relu(nn.Dense(width, name=f"hidden_{i}")(x))
+        return nn.Dense(self.out, name="out")(x)
+
+
+class CellRewardDecoder(nn.Module):
+    hidden: tuple[int, ...]
+    num_cells: int
+
+    @nn.compact
+    def __call__(self, z: Array) -> Array:
+        return MLP(self.hidden, self.num_cells, name="mlp")(z)
+
+
+class RewardDecoder(nn.Module):
+    hidden: tuple[int, ...]
+    state_embed: int = 32
+    action_embed: int = 16
+
+    @nn.compact
+    def __call__(self, z: Array, obs: Array, action: Array, next_obs: Array) -> Array:
+        embed_s = nn.Dense(self.state_embed, name="embed_state")
+        parts = [z, nn.relu(embed_s(next_obs)), nn.relu(nn.Dense(self.action_embed, name="embed_action")(action)),
+                 nn.relu(embed_s(obs))]
+        return MLP(self.hidden, 1, name="mlp")(jnp.concatenate(parts, axis=-1))[..., 0]
+
+
+class StateDecoder(nn.Module):
+    hidden: tuple[int, ...]
+    obs_dim: int
+    state_embed: int = 32
+    action_embed: int = 32
+
+    @nn.compact
+    def __call__(self, z: Array, obs: Array, action: Array) -> Array:
+        parts = [z, nn.relu(nn.Dense(self.state_embed, name="embed_state")(obs)),
+                 nn.relu(nn.Dense(self.action_embed, name="embed_action")(action))]
+        return MLP(self.hidden, self.obs_dim, name="mlp")(jnp.concatenate(parts, axis=-1))
+
+
+class TaskDecoder(nn.Module):
+    hidden: tuple[int, ...]
+    out: int
+
+    def setup(self) -> None:
+        self.layers = [nn.Dense(w, name=f"hidden_{i}") for i, w in enumerate(self.hidden)]
+        width = self.hidden[-1] if self.hidden else None
+        if width is None:
+            raise ValueError("the task decoder needs at least one hidden layer")
+        self.kernel = self.param("out_kernel", nn.initializers.lecun_normal(), (width, self.out))
+        self.bias = self.param("out_bias", nn.initializers.zeros, (self.out,))
+
+    def features(self, z: Array) -> Array:
+        for layer in self.layers:
+            z = nn.relu(layer(z))
+        return z
+
+    def __call__(self, z: Array) -> Array:
+        return self.features(z) @ self.kernel + self.bias
+
+    def squared_error(self, z: Array, target: Array) -> Array:
+        """||decoder(z) - target||^2 over the last axis; `target` broadcasts against z's leading axes."""
+        h = self.features(z)
+        gram = self.kernel @ self.kernel.T
+        offset = self.bias - target
+        return (jnp.einsum("...i,ij,...j->...", h, gram, h) + 2 * jnp.sum(h * (offset @ self.kernel.T), axis=-1)
+                + jnp.sum(offset**2, axis=-1))

@@ -1,0 +1,61 @@
+"""What the policy is conditioned on, in one place for acting, PPO and evaluation.
+
+The conditioning embedding is e_t = tanh(Linear(z_t)) from the encoder's latent, or
+g(c) = tanh(Linear(norm(c_M))) from the true task while a method pre-trains its
+multi-task policy (or always, for the multi-task oracle). VariBAD-type latents
+(mu, log sigma^2) are normalised by running statistics and their gradient is stopped:
+only the ELBO trains that encoder. End-to-end latents are used raw, with gradient
+(the reference forbids normalising a latent that PPO trains through).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hypermeta.envs.base import Array
+from hypermeta.networks.agent import Agent
+from hypermeta.training.normalize import RunningMeanStd
+
+
+@struct.dataclass
+class Normalizers:
+    """Running statistics of the policy's inputs; they change only between updates."""
+
+    obs: RunningMeanStd
+    latent: RunningMeanStd
+    task: RunningMeanStd
+
+    @staticmethod
+    def create(obs_dim: int, latent_features: int, task_dim: int) -> "Normalizers":
+        return Normalizers(
+            RunningMeanStd.create((obs_dim,)), RunningMeanStd.create((latent_features,)), RunningMeanStd.create((task_dim,))
+        )
+
+    def update(self, obs: Array, latent: Array, task: Array) -> "Normalizers":
+        return Normalizers(self.obs.update(obs), self.latent.update(latent), self.task.update(task))
+
+
+def task_embedding(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
+    """g(c_M) for raw task vectors."""
+    return agent.apply(params, norms.task.normalize(task), method=Agent.embed_task)
+
+
+def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Array, use_task: Array | bool) -> Array:
+    """The policy's conditioning embedding: g(c_M) where `use_task`, else from the latent."""
+    method = agent.method
+    if method.policy_input == "task":
+        return task_embedding(agent, params, norms, task)
+    if method.variational:
+        latent = jax.lax.stop_gradient(norms.latent.normalize(latent))
+    e = agent.apply(params, latent, method=Agent.embed_latent)
+    if method.pretrain == "none":
+        return e
+    return jnp.where(use_task, task_embedding(agent, params, norms, task), e)
+
+
+def policy(agent: Agent, params, norms: Normalizers, obs: Array, latent: Array, task: Array, use_task: Array | bool):
+    """(action distribution, value) for raw observations, latents and tasks."""
+    e = embedding(agent, params, norms, latent, task, use_task)
+    return agent.apply(params, norms.obs.normalize(obs), e, method=Agent.policy_from_embedding)
