@@ -21,7 +21,10 @@ GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 # and one H100 with all 15 runs of a sweep vmapped. Methods not measured yet use the
 # slowest measured figure.
 MEASURED_FPS = {
-    "cpu": {"rnn": 6_200, "rnn-s": 7_200, "rnn-hn": 1_200, "rnn-hn-kaiming": 1_200},
+    "cpu": {"rnn": 6_200, "rnn-s": 7_200, "rnn-hn": 1_200, "rnn-hn-kaiming": 1_200,
+            "vi": 5_400, "vi-hn": 1_200, "ti-naive": 6_160, "ti": 5_300, "ti-pp": 6_180, "ti-hn": 1_160,
+            "ti-pp-hn": 1_210, "bi-pp-hn": 930, "multi-hn": 1_600, "rnn-hn-ti": 1_330, "rnn-hn-bi": 1_150,
+            "rnn-s-ti": 6_410},
     "gpu": {"rnn": 260_000, "rnn-s": 260_000, "rnn-hn": 170_000, "rnn-hn-kaiming": 170_000},
 }
 
