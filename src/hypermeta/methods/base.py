@@ -76,6 +76,6 @@ class Method:
         return self.policy_input == "task" or self.pretrain != "none"
 
     @property
-    def aux_loss(self) -> bool:
+    def has_aux_loss(self) -> bool:
         """End to end + task inference: a weighted inference loss is added to PPO."""
         return self.encoder == "rl" and self.task_target != "none"

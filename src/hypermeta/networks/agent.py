@@ -197,14 +197,15 @@ class Agent(nn.Module):
                 x = jnp.tanh(x)
         return x
 
-    def _hyper_layers(self) -> list[tuple[str, HyperDense]]:
-        return [(f"critic_{i}", l) for i, l in enumerate(self.critic)] + [(f"actor_{i}", l) for i, l in enumerate(self.actor)]
+    def _hyper_layer_names(self) -> list[str]:
+        """Parameter names of the hypernetwork layers: critic then actor, input to output."""
+        return [f"critic_{i}" for i in range(len(self.critic))] + [f"actor_{i}" for i in range(len(self.actor))]
 
     def base_net(self, e: Array) -> Array:
         """The base-network parameters the hypernetwork generates for embedding e, flattened:
         critic then actor, each layer's weight then bias (the BI target)."""
         parts = []
-        for name, _ in self._hyper_layers():
+        for name in self._hyper_layer_names():
             weight, bias = HyperDense.generated_params(self.variables["params"][name], e)
             parts += [weight.reshape(*e.shape[:-1], -1), bias]
         return jnp.concatenate(parts, axis=-1)
@@ -212,7 +213,7 @@ class Agent(nn.Module):
     def base_net_gram(self) -> Array:
         """G with ||base_net(e1) - base_net(e2)||^2 = d^T G d, d = e1 - e2 (the map is affine)."""
         gram = 0.0
-        for name, _ in self._hyper_layers():
+        for name in self._hyper_layer_names():
             p = self.variables["params"][name]
             n_in, n_out = p["w_const"].shape
             heads = p["w_head"].reshape(n_in, -1, n_out)
@@ -228,8 +229,10 @@ class Agent(nn.Module):
         if self.method.variational:
             z = latent[..., : self.model.latent_dim]
             raw = obs[..., : self.raw_obs_dim or self.obs_dim]
-            if self.inference.decode_reward:
-                self.dec_reward(z) if self.num_cells else self.dec_reward(z, raw, prev_action, raw)
+            if self.inference.decode_reward and self.num_cells:
+                self.dec_reward(z)
+            elif self.inference.decode_reward:
+                self.dec_reward(z, raw, prev_action, raw)
             if self.inference.decode_state:
                 self.dec_state(z, raw, prev_action)
             if self.method.task_target != "none":

@@ -107,7 +107,7 @@ def ppo_loss(
     entropy = jnp.mean(dist.entropy())
     loss = cfg.value_coef * value_loss + policy_loss - cfg.entropy_coef * entropy
     extra = {}
-    if agent.method.aux_loss:
+    if agent.method.has_aux_loss:
         e = conditioning.embedding(agent, params, norms, latents, batch.task, False)
         extra["task_inference_loss"] = inference.aux_loss(agent, params, norms, e, batch.task)
         loss = loss + aux_weight * extra["task_inference_loss"]
