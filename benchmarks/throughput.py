@@ -1,4 +1,4 @@
-"""Training throughput of the compiled run loop on Grid-World, at the paper's sizes.
+"""Training throughput of the compiled run loop, at the paper's sizes (Grid-World by default).
 
 For each method and each number of runs, trains `runs` (seed, lr) pairs in one
 vmapped program exactly as `hypermeta train` does (`Learner.init_runs` +
@@ -14,9 +14,10 @@ evaluation per call) and prints one JSON line:
 - peak_rss_mb: peak resident memory of the process that measured this configuration;
   every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
 
-Configurations: the default `TrainConfig` of grid-world
-(`hypermeta.config.family_defaults("grid-world")`, 16 envs x 60 steps = 960 frames per
-update, eval every 5 updates) with the method replaced. One run is seed 73, lr 3e-4
+Configurations: the default `TrainConfig` of the environment (`--env`, default grid-world:
+`hypermeta.config.family_defaults("grid-world")`, 16 envs x 60 steps = 960 frames per
+update, eval every 5 updates; mc-ls: 16 x 800 = 12,800, eval every 10) with the method
+replaced. One run is seed 73, lr 3e-4
 (the defaults); 15 runs are the paper's sweep, lrs 3e-3 1e-3 3e-4 1e-4 3e-5 x seeds
 73 20 3 (other counts take the first runs of that sweep, lr-major like
 `TrainConfig.runs`).
@@ -29,6 +30,9 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
     python benchmarks/throughput.py --methods all --runs 1 --chunks 2      # every method, one run
+    python benchmarks/throughput.py --env mc-ls --methods rnn-hn --runs 1 --chunks 1
+
+Environment steps/s alone (random actions, no learner): benchmarks/env_steps.py.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ import subprocess
 import sys
 import time
 
-ENV = "grid-world"
 SWEEP_LRS = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
 SWEEP_SEEDS = (73, 20, 3)
 MAX_RUNS = len(SWEEP_LRS) * len(SWEEP_SEEDS)
@@ -54,7 +57,7 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
     return sweep[:runs]
 
 
-def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
+def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -64,7 +67,7 @@ def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
     from hypermeta.training.learner import Learner
     from hypermeta.training.loop import resolve_parallel_runs
 
-    base = family_defaults(ENV)
+    base = family_defaults(env)
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
                               lr=tuple(dict.fromkeys(lr for _, lr in pairs)))
@@ -86,7 +89,7 @@ def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
 
     frames = chunks * cfg.eval_interval * cfg.ppo.frames_per_update * runs
     return {
-        "env": ENV,
+        "env": env,
         "method": method,
         "runs": runs,
         "parallel_runs": resolve_parallel_runs(parallel_runs) or runs,
@@ -100,6 +103,7 @@ def measure(method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="grid-world", help="registered environment name")
     parser.add_argument("--methods", nargs="+", default=["rnn", "rnn-s", "rnn-hn"],
                         help="method names, or 'all' for every registered method")
     parser.add_argument("--runs", nargs="+", type=int, default=[1, MAX_RUNS],
@@ -114,9 +118,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
-        print(json.dumps(measure(method, runs, args.chunks, args.parallel_runs)), flush=True)
+        print(json.dumps(measure(args.env, method, runs, args.chunks, args.parallel_runs)), flush=True)
         return 0
 
+    from hypermeta.envs.registry import env_spec
+    from hypermeta.errors import UsageError
+
+    try:
+        env_spec(args.env)
+    except UsageError as err:
+        parser.error(str(err))
     bad = [r for r in args.runs if not 1 <= r <= MAX_RUNS]
     if bad:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}, got {bad}")
@@ -127,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for method in args.methods:
         for runs in args.runs:
-            cmd = [sys.executable, __file__, "--one", method, str(runs), "--chunks", str(args.chunks),
+            cmd = [sys.executable, __file__, "--env", args.env, "--one", method, str(runs), "--chunks", str(args.chunks),
                    "--parallel-runs", str(args.parallel_runs)]
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode != 0 or not lines:
                 failed += 1
-                print(json.dumps({"env": ENV, "method": method, "runs": runs,
+                print(json.dumps({"env": args.env, "method": method, "runs": runs,
                                   "error": f"exit code {proc.returncode}"}), flush=True)
                 continue
             print(lines[-1], flush=True)

@@ -16,6 +16,10 @@ from typing import Literal
 class ModelConfig:
     """Sizes of the trajectory encoder and of the policy."""
 
+    obs_encoder: Literal["mlp", "cnn"] = "mlp"
+    """First layer over observations, in the encoder and the policy: "mlp" (linear over the
+    flattened vector, the authors' choice everywhere) or "cnn" (a small CNN over an image
+    environment's view; `hypermeta.networks.observation`)."""
     encoder_state_embed: int = 32
     """ReLU embedding of the observation fed to the GRU."""
     encoder_action_embed: int = 0
@@ -155,6 +159,20 @@ class TrainConfig:
 
 GRID_WORLD = TrainConfig()
 """Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5."""
+
+
+MC_LS = TrainConfig(
+    frames=60_000_000,
+    seeds=(73, 20, 3, 99),
+    eval_interval=10,
+    model=ModelConfig(encoder_action_embed=8, encoder_reward_embed=8),
+    ppo=PPOConfig(num_steps=800, lr_schedule="linear"),
+    inference=InferenceConfig(buffer_trials=1_000, elbo_subsample=50),
+)
+"""MC-LS family: 16 x 800 frames per update, 60M frames, lr decayed linearly to 0, four seeds,
+action and reward embeddings of 8; clip 0.05, entropy 0.1, gamma = lambda = 0.95, Adam eps
+1e-5 as on Grid. The ELBO draws 50 terms per trial (the reference's sub-sampling) and keeps
+1,000 trials: a trial of 400 views of 300 values is 1,000x a grid trial."""
 
 
 def family_defaults(env: str) -> TrainConfig:

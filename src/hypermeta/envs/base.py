@@ -70,6 +70,9 @@ class Environment(abc.ABC):
     #: environment reports `info["cell"]` (int32, the agent's cell after the step) and
     #: `info["cell_hit"]` (bool, the step earned the goal reward). 0: rewards are regressed.
     num_cells: int = 0
+    #: (height, width, channels) of an environment whose observation is a flattened image
+    #: (MC-LS); image encoders reshape the observation's first h*w*c values. None: a vector.
+    image_shape: tuple[int, int, int] | None = None
 
     @property
     @abc.abstractmethod

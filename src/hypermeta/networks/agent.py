@@ -40,6 +40,7 @@ from hypermeta.networks.decoders import CellRewardDecoder, RewardDecoder, StateD
 from hypermeta.networks.distributions import Categorical, DiagGaussian
 from hypermeta.networks.hyper import HyperDense
 from hypermeta.networks.init import TANH_GAIN, normc, torch_default_bias, torch_default_kernel
+from hypermeta.networks.observation import observation_embed
 
 
 def action_features(space: Space, action: Array) -> Array:
@@ -69,6 +70,8 @@ class Agent(nn.Module):
     """Observation size without the trial's done bit (what decoders reconstruct); 0: obs_dim."""
     num_cells: int = 0
     """Cells for a per-cell reward decoder (grid-worlds); 0: rewards are regressed."""
+    image_shape: tuple[int, int, int] | None = None
+    """(h, w, c) when the observation's first h*w*c values are an image (for `model.obs_encoder`)."""
     inference: InferenceConfig = InferenceConfig()
 
     def setup(self) -> None:
@@ -76,14 +79,16 @@ class Agent(nn.Module):
         if m.encoder_action_embed > 0:
             self.enc_action = _torch_linear(m.encoder_action_embed, action_feature_dim(self.action_space), "enc_action")
         self.enc_reward = _torch_linear(m.encoder_reward_embed, 1, "enc_reward")
-        self.enc_state = _torch_linear(m.encoder_state_embed, self.obs_dim, "enc_state")
+        self.enc_state = observation_embed(m.encoder_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "enc_state")
         orth = nn.initializers.orthogonal()
         self.gru = nn.GRUCell(m.gru_size, kernel_init=orth, recurrent_kernel_init=orth, name="gru")
         self.enc_head = _torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
 
         self.latent_embed = _torch_linear(m.policy_latent_embed, 2 * m.latent_dim, "latent_embed")
         if self.method.conditioning != "latent":
-            self.state_embed = _torch_linear(m.policy_state_embed, self.obs_dim, "state_embed")
+            self.state_embed = observation_embed(
+                m.policy_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "state_embed"
+            )
         if isinstance(self.action_space, Discrete):
             actor_head_init, n_out = nn.initializers.orthogonal(0.01), self.action_space.n
         else:

@@ -64,7 +64,7 @@ class Learner:
         self.agent = Agent(
             cfg.model, self.method, self.wrapper.action_space, self.wrapper.observation_space.shape[0],
             task_dim=env.task_dim, raw_obs_dim=env.observation_space.shape[0], num_cells=env.num_cells,
-            inference=cfg.inference,
+            image_shape=env.image_shape, inference=cfg.inference,
         )
         self.tx = ppo.make_optimizer(cfg.ppo)
         self.vae_tx = inference.make_vae_optimizer(cfg.inference)

@@ -16,9 +16,10 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta.config import TrainConfig
-from hypermeta.envs.registry import env_spec
+from hypermeta.envs.registry import ENVIRONMENTS, env_spec, make_env
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
+from hypermeta.networks.observation import OBS_ENCODERS
 from hypermeta.rundir import RunDir, atomic_write_json
 from hypermeta.training.inference import ELBO_STATS
 from hypermeta.training.learner import Learner, pretrain_updates
@@ -60,6 +61,14 @@ def validate(cfg: TrainConfig) -> None:
             raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
     if m.encoder_action_embed < 0:
         raise UsageError(f"--model.encoder-action-embed must be >= 0, got {m.encoder_action_embed}")
+    if m.obs_encoder not in OBS_ENCODERS:
+        raise UsageError(f"--model.obs-encoder must be one of {', '.join(OBS_ENCODERS)}, got {m.obs_encoder!r}")
+    if m.obs_encoder == "cnn" and make_env(cfg.env).image_shape is None:
+        images = [name for name in ENVIRONMENTS if make_env(name).image_shape is not None]
+        raise UsageError(
+            f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
+            f"(image environments: {', '.join(images)})"
+        )
     if not m.policy_hidden or min(m.policy_hidden) < 1:
         raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
     if cfg.parallel_runs < 0:

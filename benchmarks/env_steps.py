@@ -1,0 +1,93 @@
+"""Environment throughput: trial steps per second with uniform random actions.
+
+Steps `envs` copies of an environment inside its `TrialWrapper` (auto-resets, new tasks,
+done bits: what training pays for) with uniform random actions, in one jitted
+`lax.scan` of `steps` steps over a `vmap`, and prints one JSON line per (env, envs):
+
+    {"env", "envs", "steps", "backend", "env_steps_per_second", "seconds", "compile_seconds", "peak_rss_mb"}
+
+- compile_seconds: the first call (compilation plus one scan).
+- seconds: wall time of `--repeats` further calls; env_steps_per_second counts every
+  environment's steps (envs * steps * repeats / seconds).
+- peak_rss_mb: peak resident memory of this process so far (configurations run in order
+  in one process, so read it as an upper bound for the later ones).
+
+    python benchmarks/env_steps.py --env mc-ls --envs 1024
+    python benchmarks/env_steps.py --env grid-world mc-ls --envs 16 128 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+
+def measure(env_name: str, envs: int, steps: int, repeats: int) -> dict:
+    import jax
+
+    from hypermeta.envs import TrialWrapper, make_env
+
+    env = make_env(env_name)
+    trial = TrialWrapper(env, env.episodes_per_trial)
+
+    @jax.jit
+    def run(key):
+        reset_key, run_key = jax.random.split(key)
+        _, state = jax.vmap(trial.reset)(jax.random.split(reset_key, envs))
+
+        def step(state, key):
+            action_key, step_key = jax.random.split(key)
+            actions = jax.vmap(trial.action_space.sample)(jax.random.split(action_key, envs))
+            obs, state, reward, done, _ = jax.vmap(trial.step)(jax.random.split(step_key, envs), state, actions)
+            return state, reward.sum() + obs[:, 0].sum()  # keep the observation alive
+
+        _, totals = jax.lax.scan(step, state, jax.random.split(run_key, steps))
+        return totals.sum()
+
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(jax.random.PRNGKey(0)))
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(repeats):
+        jax.block_until_ready(run(jax.random.PRNGKey(i + 1)))
+    seconds = time.perf_counter() - t0
+    return {
+        "env": env_name,
+        "envs": envs,
+        "steps": steps,
+        "backend": jax.default_backend(),
+        "env_steps_per_second": round(envs * steps * repeats / seconds),
+        "seconds": round(seconds, 3),
+        "compile_seconds": round(compile_seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KB on Linux
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", nargs="+", default=["mc-ls"], help="registered environment names")
+    parser.add_argument("--envs", nargs="+", type=int, default=[16, 128, 1024], help="batch sizes")
+    parser.add_argument("--steps", type=int, default=1000, help="steps per timed call")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first one")
+    args = parser.parse_args(argv)
+    if min(args.envs) < 1 or args.steps < 1 or args.repeats < 1:
+        parser.error("--envs, --steps and --repeats must be >= 1")
+    from hypermeta.envs.registry import env_spec
+    from hypermeta.errors import UsageError
+
+    for name in args.env:
+        try:
+            env_spec(name)
+        except UsageError as err:
+            parser.error(str(err))
+    for name in args.env:
+        for envs in args.envs:
+            print(json.dumps(measure(name, envs, args.steps, args.repeats)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
