@@ -280,3 +280,16 @@ def test_reproduce_runs_each_environment_of_the_figure_then_reports(tmp_path, ca
     assert cfg.frames == 9600 and cfg.lr == (1e-3,) and cfg.seeds == (1, 2) and where == tmp_path
     assert reports == [([tmp_path], tmp_path / "report", reports[0][2])] and "fig11" in reports[0][2]
     assert "h on a 2-core CPU" in out
+
+
+def test_reproduce_fig7_uses_the_four_mc_ls_seeds(tmp_path, capsys, monkeypatch):
+    import hypermeta.analysis.report as report
+    import hypermeta.sweep as sweep
+
+    sweeps = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
+    code, out, err = run_cli(["reproduce", "fig7", "--frames", "12800", "--lr", "1e-3", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert [(c.env, c.methods, c.seeds) for c in sweeps] == [("mc-ls", ("rnn-hn", "vi-hn"), (73, 20, 3, 99))]
+    assert "60M frames x 40 runs" in out and "[ready]" in out  # 2 methods x 5 lrs x 4 seeds

@@ -41,20 +41,23 @@ class Figure:
     """Frames per run in the paper."""
     grad_info: bool = False
     note: str = ""
+    seeds: tuple[int, ...] = SWEEP_SEEDS
+    """The paper's seeds for this figure (MC-LS adds a fourth)."""
 
     def missing(self) -> list[str]:
         """Environments and methods of this figure that are not implemented yet."""
         return [e for e in self.envs if e not in ENVIRONMENTS] + [m for m in self.methods if m not in METHODS]
 
-    def runs(self, lrs: int = len(SWEEP_LRS), seeds: int = len(SWEEP_SEEDS)) -> int:
-        return len(self.envs) * len(self.methods) * lrs * seeds
+    def runs(self, lrs: int = len(SWEEP_LRS), seeds: int | None = None) -> int:
+        return len(self.envs) * len(self.methods) * lrs * (len(self.seeds) if seeds is None else seeds)
 
     def hours(self, device: str, frames: int | None = None, lrs: int = len(SWEEP_LRS),
-              seeds: int = len(SWEEP_SEEDS), envs: int | None = None) -> float:
+              seeds: int | None = None, envs: int | None = None) -> float:
         """Expected wall-clock hours of the protocol on `device` ('cpu' or 'gpu'), for all
         of the figure's environments or the first `envs` of them."""
         fps = MEASURED_FPS[device]
         slowest = min(fps.values())
+        seeds = len(self.seeds) if seeds is None else seeds
         per_env = sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
         return (len(self.envs) if envs is None else envs) * per_env / 3600
 
@@ -65,7 +68,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("fig6", "MuJoCo: RNN+HN against the task-inference baselines",
            ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
            ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), 75_000_000),
-    Figure("fig7", "MC-LS: RNN+HN against VI+HN", ("mc-ls",), ("rnn-hn", "vi-hn"), 60_000_000),
+    Figure("fig7", "MC-LS: RNN+HN against VI+HN", ("mc-ls",), ("rnn-hn", "vi-hn"), 60_000_000,
+           seeds=(73, 20, 3, 99)),
     Figure("fig9", "Grid-worlds: RNN, RNN+S and RNN+HN", GRID_WORLDS, ("rnn", "rnn-s", "rnn-hn"), 4_000_000),
     Figure("fig10", "MuJoCo: RNN, RNN+S and RNN+HN", ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
            ("rnn", "rnn-s", "rnn-hn"), 75_000_000),
