@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
+ObsEncoder = Literal["mlp", "cnn"]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Sizes of the trajectory encoder and of the policy."""
 
-    obs_encoder: Literal["mlp", "cnn"] = "mlp"
+    obs_encoder: ObsEncoder = "mlp"
     """First layer over observations, in the encoder and the policy: "mlp" (linear over the
     flattened vector, the authors' choice everywhere) or "cnn" (a small CNN over an image
     environment's view; `hypermeta.networks.observation`)."""

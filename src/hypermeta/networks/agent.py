@@ -39,7 +39,7 @@ from hypermeta.methods.base import Method
 from hypermeta.networks.decoders import CellRewardDecoder, RewardDecoder, StateDecoder, TaskDecoder
 from hypermeta.networks.distributions import Categorical, DiagGaussian
 from hypermeta.networks.hyper import HyperDense
-from hypermeta.networks.init import TANH_GAIN, normc, torch_default_bias, torch_default_kernel
+from hypermeta.networks.init import TANH_GAIN, normc, torch_default_bias, torch_default_kernel, torch_linear
 from hypermeta.networks.observation import observation_embed
 
 
@@ -52,10 +52,6 @@ def action_features(space: Space, action: Array) -> Array:
 
 def action_feature_dim(space: Space) -> int:
     return space.n if isinstance(space, Discrete) else space.shape[0]
-
-
-def _torch_linear(features: int, fan_in: int, name: str) -> nn.Dense:
-    return nn.Dense(features, kernel_init=torch_default_kernel(), bias_init=torch_default_bias(fan_in), name=name)
 
 
 class Agent(nn.Module):
@@ -77,14 +73,14 @@ class Agent(nn.Module):
     def setup(self) -> None:
         m = self.model
         if m.encoder_action_embed > 0:
-            self.enc_action = _torch_linear(m.encoder_action_embed, action_feature_dim(self.action_space), "enc_action")
-        self.enc_reward = _torch_linear(m.encoder_reward_embed, 1, "enc_reward")
+            self.enc_action = torch_linear(m.encoder_action_embed, action_feature_dim(self.action_space), "enc_action")
+        self.enc_reward = torch_linear(m.encoder_reward_embed, 1, "enc_reward")
         self.enc_state = observation_embed(m.encoder_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "enc_state")
         orth = nn.initializers.orthogonal()
         self.gru = nn.GRUCell(m.gru_size, kernel_init=orth, recurrent_kernel_init=orth, name="gru")
-        self.enc_head = _torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
+        self.enc_head = torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
 
-        self.latent_embed = _torch_linear(m.policy_latent_embed, 2 * m.latent_dim, "latent_embed")
+        self.latent_embed = torch_linear(m.policy_latent_embed, 2 * m.latent_dim, "latent_embed")
         if self.method.conditioning != "latent":
             self.state_embed = observation_embed(
                 m.policy_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "state_embed"
@@ -99,7 +95,7 @@ class Agent(nn.Module):
         self.actor = self._base("actor", widths + [n_out], [hidden_init] * len(widths) + [actor_head_init])
         self.critic = self._base("critic", widths + [1], [hidden_init] * len(widths) + [torch_default_kernel()])
         if self.method.uses_task_embedding:
-            self.task_embed = _torch_linear(m.policy_latent_embed, self.task_dim, "task_embed")
+            self.task_embed = torch_linear(m.policy_latent_embed, self.task_dim, "task_embed")
         if self.method.variational:
             self._setup_decoders()
 

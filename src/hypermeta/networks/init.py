@@ -6,6 +6,7 @@ here take flax shapes.
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -42,6 +43,11 @@ def torch_default_bias(fan_in: int):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
+
+
+def torch_linear(features: int, fan_in: int, name: str) -> nn.Dense:
+    """A linear layer initialised like PyTorch's nn.Linear (kernel and bias U(+-1/sqrt(fan_in)))."""
+    return nn.Dense(features, kernel_init=torch_default_kernel(), bias_init=torch_default_bias(fan_in), name=name)
 
 
 def kaiming_uniform_tanh(fan_in: int):

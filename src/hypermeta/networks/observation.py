@@ -18,16 +18,16 @@ Callers apply their own nonlinearity (ReLU in the encoder, tanh in the policy).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hypermeta.config import ObsEncoder
 from hypermeta.envs.base import Array
-from hypermeta.networks.init import torch_default_bias, torch_default_kernel
+from hypermeta.networks.init import torch_default_bias, torch_default_kernel, torch_linear
 
-ObsEncoder = Literal["mlp", "cnn"]
-OBS_ENCODERS: tuple[str, ...] = ("mlp", "cnn")
+OBS_ENCODERS: tuple[str, ...] = get_args(ObsEncoder)
 
 
 class ImageEmbed(nn.Module):
@@ -58,4 +58,4 @@ def observation_embed(
         if image_shape is None:
             raise ValueError("the 'cnn' observation encoder needs an image environment (image_shape is None)")
         return ImageEmbed(features, image_shape, name=name)
-    return nn.Dense(features, kernel_init=torch_default_kernel(), bias_init=torch_default_bias(obs_dim), name=name)
+    return torch_linear(features, obs_dim, name)
