@@ -178,6 +178,43 @@ action and reward embeddings of 8; clip 0.05, entropy 0.1, gamma = lambda = 0.95
 1,000 trials: a trial of 400 views of 300 values is 1,000x a grid trial."""
 
 
+_MUJOCO_PPO = PPOConfig(
+    num_steps=400, clip=0.1, entropy_coef=0.01, gamma=0.97, gae_lambda=0.9, adam_eps=1e-8
+)
+_MUJOCO_INFERENCE = InferenceConfig(
+    pretrain_updates=563, kl_weight=0.1, updates=1, batch_trials=10, buffer_trials=10_000,
+    elbo_subsample=50, task_decoder=(64, 32),
+)
+
+CHEETAH = TrainConfig(
+    frames=75_000_000,
+    eval_interval=25,
+    model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
+    ppo=_MUJOCO_PPO,
+    inference=_MUJOCO_INFERENCE,
+)
+"""Cheetah-Dir / Cheetah-Vel: 16 x 400 frames per update (two 200-step trials), 2 epochs,
+4 minibatches, clip 0.1, entropy 0.01, gamma 0.97, lambda 0.9, Adam eps 1e-8, 75M frames,
+eval every 25 updates; encoder embeddings 32/16/16; VariBAD kl 0.1, 1 ELBO update of 10
+trials per PPO update, 10k trials kept, 50 sub-sampled ELBO terms; 563 pre-training updates."""
+
+ANT = dataclasses.replace(
+    CHEETAH,
+    model=dataclasses.replace(CHEETAH.model, policy_latent_embed=10),
+    ppo=dataclasses.replace(_MUJOCO_PPO, num_steps=200, minibatches=1),
+)
+"""Ant-Dir: as Cheetah but 16 x 200 frames per update, 1 minibatch, latent projection 10."""
+
+WALKER = dataclasses.replace(
+    CHEETAH,
+    model=ModelConfig(encoder_action_embed=32, encoder_reward_embed=32, latent_dim=10),
+    ppo=dataclasses.replace(_MUJOCO_PPO, num_steps=200, minibatches=2, clip=0.05),
+    inference=dataclasses.replace(_MUJOCO_INFERENCE, kl_weight=1.0, decode_reward=False, decode_state=True),
+)
+"""Walker: 16 x 200 frames per update, 2 minibatches, clip 0.05, latent 10, embeddings
+32/32/32; VariBAD decodes the next state instead of the reward, kl 1."""
+
+
 def family_defaults(env: str) -> TrainConfig:
     """The paper's settings for `env`'s family, with `env` filled in."""
     from hypermeta.envs.registry import env_spec

@@ -10,10 +10,13 @@ from typing import Callable
 
 import dataclasses
 
-from hypermeta.config import GRID_WORLD, MC_LS, TrainConfig
+from hypermeta.config import ANT, CHEETAH, GRID_WORLD, MC_LS, WALKER, TrainConfig
+from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.base import Environment
 from hypermeta.envs.grid_world import GridWorld
+from hypermeta.envs.half_cheetah import HalfCheetah
 from hypermeta.envs.mc_ls import MCLS
+from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.errors import UsageError
 
 
@@ -42,10 +45,16 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
     # Hidden signal: the first episode's turn is a guess (10.2 on average), the second can be right.
     "mc-lsh": EnvSpec(lambda: MCLS(hidden_signal=True), MC_LS, {"Bayes-optimal": 23.9, "random": 13.36}),
     "mc-ls-42": EnvSpec(lambda: MCLS(resolution=42), _MC_LS_CNN, _MC_LS_REFERENCE),
+    "cheetah-dir": EnvSpec(lambda: HalfCheetah(task="direction"), CHEETAH, {}),
+    "cheetah-vel": EnvSpec(lambda: HalfCheetah(task="velocity"), CHEETAH, {}),
+    "ant-dir": EnvSpec(lambda: AntDir(), ANT, {}),
+    # The authors' variant: the task +-1 is an angle in radians (directions at +-57 degrees).
+    "ant-dir-angle": EnvSpec(lambda: AntDir(directions="angle"), ANT, {}),
+    "walker-params": EnvSpec(lambda: WalkerParams(), WALKER, {}),
 }
 
 #: Environments of the paper that later work adds; named so errors can say so.
-PLANNED = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params", "ml10")
+PLANNED = ("ml10",)
 
 
 def env_spec(name: str) -> EnvSpec:

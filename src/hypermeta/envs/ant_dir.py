@@ -1,0 +1,90 @@
+"""Ant-Dir: the Ant walking forward or backward (or, as in the authors' code, at +-1 rad).
+
+gymnasium's ant.xml (timestep 0.01, RK4), frame skip 5 (dt 0.05 s), 200 steps,
+1 episode per trial. Observation: qpos[2:] (13) and qvel (14) = 27. The task is
++1 or -1 (1/2 each). With `directions="forward-backward"` (the paper's text, the
+default) it is the sign of the walking direction along x; with `"angle"` (the
+authors' code) it is an angle in radians, so the two directions are +-57 degrees
+and share their +x component.
+
+reward = velocity of the torso along the direction
+         - 0.5 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 1.
+
+The contact forces `cfrc_ext` are filled only by the post-constraint
+recursive Newton-Euler pass in MuJoCo >= 2.0 (MuJoCo 1.50, which the paper used,
+always ran it); it is run after the last physics substep, which gives the same
+values as 1.50's `mj_step`. The episode ends when the torso's height leaves
+[0.2, 1.0] or the state is not finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco
+
+CONTROL_COST = 0.5
+CONTACT_COST = 0.5e-3
+SURVIVE_REWARD = 1.0
+HEALTHY_Z = (0.2, 1.0)
+
+
+@dataclass(frozen=True)
+class AntDir(MjxEnv):
+    """Ant-Dir; see the module docstring."""
+
+    directions: Literal["forward-backward", "angle"] = "forward-backward"
+    max_episode_steps: int = 200
+    episodes_per_trial: int = 1
+
+    xml = "ant.xml"
+    frame_skip = 5
+
+    def __post_init__(self) -> None:
+        if self.directions not in ("forward-backward", "angle"):
+            raise ValueError(f"unknown Ant-Dir directions {self.directions!r}; allowed: 'forward-backward', 'angle'")
+
+    @property
+    def obs_dim(self) -> int:
+        return 27
+
+    @property
+    def task_dim(self) -> int:
+        return 1
+
+    def sample_task(self, key: PRNGKey) -> Array:
+        return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)[None].astype(jnp.float32)
+
+    def direction(self, task: Array) -> Array:
+        """Unit xy vector the ant is rewarded for moving along."""
+        if self.directions == "angle":
+            return jnp.stack([jnp.cos(task[0]), jnp.sin(task[0])])
+        return jnp.stack([task[0], jnp.zeros_like(task[0])])
+
+    def observation(self, data, model) -> Array:
+        return jnp.concatenate([data.qpos[2:], data.qvel]).astype(jnp.float32)
+
+    def step(
+        self, key: PRNGKey, state: MjxState, action: Array, task: Array
+    ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
+        _, mjx = _require_mujoco()
+        data, model, action = self.physics_step(state, action, task)
+        data = mjx.rne_postconstraint(model, data)
+        torso_before, torso_after = state.xpos[1], data.xpos[1]
+        velocity = (torso_after[:2] - torso_before[:2]) / self.dt
+        forward_reward = jnp.dot(velocity, self.direction(task))
+        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
+        contact_cost = CONTACT_COST * jnp.sum(jnp.square(jnp.clip(data.cfrc_ext, -1.0, 1.0)))
+        reward = forward_reward - control_cost - contact_cost + SURVIVE_REWARD
+        height = data.qpos[2]
+        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+        healthy = finite & (height >= HEALTHY_Z[0]) & (height <= HEALTHY_Z[1])
+        t, timed_out = self.timed_out(state)
+        info = {"velocity": forward_reward, "control_cost": control_cost, "contact_cost": contact_cost,
+                "healthy": healthy}
+        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), timed_out | ~healthy, info

@@ -1,0 +1,74 @@
+"""Cheetah-Dir and Cheetah-Vel: HalfCheetah running in a direction or at a speed.
+
+gymnasium's half_cheetah.xml (timestep 0.01, Euler), frame skip 5 (dt 0.05 s),
+200 steps, 1 episode per trial. The observation is qpos[1:] (8), qvel (9) and
+the torso's position (3) = 20, as in the authors' code (their `get_body_com` is
+the body frame's position, `xpos`). The forward velocity is the change of the
+root's x over one environment step.
+
+* Cheetah-Dir: task = direction +1 or -1 (1/2 each);
+  reward = direction * v_x - 0.05 |a|^2.
+* Cheetah-Vel: task = target velocity ~ U(0, 3);
+  reward = -|v_x - v*| - 0.05 |a|^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.envs.mjx_env import MjxEnv, MjxState
+
+CONTROL_COST = 0.05
+MAX_TARGET_VELOCITY = 3.0
+
+
+@dataclass(frozen=True)
+class HalfCheetah(MjxEnv):
+    """Cheetah-Dir (`task="direction"`) or Cheetah-Vel (`task="velocity"`)."""
+
+    task: Literal["direction", "velocity"] = "direction"
+    max_episode_steps: int = 200
+    episodes_per_trial: int = 1
+
+    xml = "half_cheetah.xml"
+    frame_skip = 5
+
+    def __post_init__(self) -> None:
+        if self.task not in ("direction", "velocity"):
+            raise ValueError(f"unknown HalfCheetah task {self.task!r}; allowed: 'direction', 'velocity'")
+
+    @property
+    def obs_dim(self) -> int:
+        return 20
+
+    @property
+    def task_dim(self) -> int:
+        return 1
+
+    def sample_task(self, key: PRNGKey) -> Array:
+        if self.task == "direction":
+            return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)[None].astype(jnp.float32)
+        return jax.random.uniform(key, (1,), minval=0.0, maxval=MAX_TARGET_VELOCITY)
+
+    def observation(self, data, model) -> Array:
+        torso = data.xpos[1]  # body 1 is the torso (body 0 is the world)
+        return jnp.concatenate([data.qpos[1:], data.qvel, torso]).astype(jnp.float32)
+
+    def step(
+        self, key: PRNGKey, state: MjxState, action: Array, task: Array
+    ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
+        data, model, action = self.physics_step(state, action, task)
+        velocity = (data.qpos[0] - state.qpos[0]) / self.dt
+        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
+        if self.task == "direction":
+            reward = task[0] * velocity - control_cost
+        else:
+            reward = -jnp.abs(velocity - task[0]) - control_cost
+        t, done = self.timed_out(state)
+        info = {"velocity": velocity, "control_cost": control_cost}
+        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), done, info

@@ -1,0 +1,196 @@
+"""Shared machinery of the MuJoCo tasks, simulated with MJX (MuJoCo in JAX).
+
+The paper ran its MuJoCo tasks on mujoco-py with MuJoCo 1.50 / 1.31, which no
+longer install. Here the same models (the XML files shipped with gymnasium, read
+from the installed package, not copied) are stepped by MJX, so a task's `reset`
+and `step` are pure JAX like the grid-worlds and the whole rollout stays inside
+the compiled training program.
+
+`MjxEnv` holds what every task shares: loading the model once (cached), the
+physics settings (frame skip, timestep, integrator, solver iterations), the
+reset with the gym-style noise around the initial pose, and stepping the physics
+`frame_skip` times per action. Actions are clipped to [-1, 1] (every actuator's
+ctrlrange) before the physics and before the control cost, so a Gaussian policy
+cannot earn or lose anything outside the action space.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from hypermeta.envs.base import Array, Box, Environment, PRNGKey
+from hypermeta.errors import UsageError
+
+# Solver settings. The models ship with 100 Newton iterations and 50 line-search steps
+# (tolerance 1e-8); MJX runs its solver as a while-loop, so under vmap every env waits for
+# the slowest. 4 / 8 is what MuJoCo's own MJX examples use for locomotion; the difference
+# to the full solver is measured in docs/design.md ("MuJoCo tasks") and is far below the
+# difference between MuJoCo versions.
+SOLVER_ITERATIONS = 4
+LS_ITERATIONS = 8
+
+
+def _require_mujoco() -> tuple[Any, Any]:
+    """Import mujoco and mujoco.mjx, or say how to install them."""
+    try:
+        import mujoco
+        from mujoco import mjx
+    except ImportError as err:  # pragma: no cover - both are core dependencies
+        raise UsageError(
+            "the MuJoCo tasks need `mujoco` and `mujoco-mjx` 3.3.0: pip install 'mujoco==3.3.0' 'mujoco-mjx==3.3.0'"
+        ) from err
+    return mujoco, mjx
+
+
+def gymnasium_asset(name: str) -> Path:
+    """Path of a MuJoCo model file shipped with the installed gymnasium package."""
+    spec = importlib.util.find_spec("gymnasium")
+    if spec is None or spec.origin is None:
+        raise UsageError("the MuJoCo tasks read their model files from gymnasium: pip install 'gymnasium>=1.0'")
+    path = Path(spec.origin).parent / "envs" / "mujoco" / "assets" / name
+    if not path.exists():
+        raise UsageError(f"gymnasium ships no model file {name!r} (looked in {path.parent})")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def load_model(
+    xml: str, timestep: float | None, integrator: str | None, iterations: int, ls_iterations: int
+) -> tuple[Any, Any]:
+    """(C MjModel, MJX Model) of gymnasium's `xml` with the given physics options.
+
+    Cached: every env instance with the same settings shares one model. The C model is
+    what the equality tests step with the `mujoco` bindings.
+    """
+    mujoco, mjx = _require_mujoco()
+    model = mujoco.MjModel.from_xml_path(str(gymnasium_asset(xml)))
+    if timestep is not None:
+        model.opt.timestep = timestep
+    if integrator is not None:
+        model.opt.integrator = getattr(mujoco.mjtIntegrator, f"mjINT_{integrator}")
+    model.opt.iterations = iterations
+    model.opt.ls_iterations = ls_iterations
+    # Concrete arrays even when first called while tracing (the cache outlives the trace).
+    with jax.ensure_compile_time_eval():
+        return model, mjx.put_model(model)
+
+
+@struct.dataclass
+class MjxState:
+    """What carries over between environment steps: the integrator's state, the solver's
+    warm start, the body positions (the authors' rewards and observations read the body
+    positions of the last physics substep) and the steps taken in the episode.
+
+    A full `mjx.Data` is rebuilt from these in each step: it would add ~100 arrays (some
+    empty, which checkpoints cannot hold) to the rollout carry for nothing, since
+    `mjx.step` recomputes every other field from qpos / qvel.
+    """
+
+    qpos: Array
+    qvel: Array
+    qacc_warmstart: Array
+    xpos: Array  # (nbody, 3)
+    t: Array  # int32 ()
+
+    @staticmethod
+    def of(data: Any, t: Array) -> "MjxState":
+        return MjxState(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart, xpos=data.xpos, t=t)
+
+
+@dataclass(frozen=True)
+class MjxEnv(Environment):
+    """Base of the MuJoCo tasks: model, physics settings, reset noise, frame skip.
+
+    Subclasses set the class attributes below and implement `observation`,
+    `sample_task`, `task_dim` and `step` (usually via `physics_step`).
+    """
+
+    xml = ""
+    """Model file name in gymnasium's assets."""
+    frame_skip = 5
+    timestep = None
+    """Physics timestep override in seconds (None: the model file's)."""
+    integrator = None
+    """Integrator override, "EULER" or "RK4" (None: the model file's)."""
+    reset_noise = 0.1
+    """qpos += U(-n, n); qvel += n * N(0, 1) (the gym convention; Walker overrides both)."""
+    solver_iterations: int = SOLVER_ITERATIONS
+    """Constraint-solver iterations (the model files say 100; see SOLVER_ITERATIONS)."""
+    ls_iterations: int = LS_ITERATIONS
+
+    @property
+    def models(self) -> tuple[Any, Any]:
+        """(C MjModel, MJX Model) with this task's physics options."""
+        return load_model(self.xml, self.timestep, self.integrator, self.solver_iterations, self.ls_iterations)
+
+    @property
+    def mjx_model(self) -> Any:
+        return self.models[1]
+
+    @property
+    def dt(self) -> float:
+        """Seconds per environment step (timestep x frame_skip)."""
+        return float(self.models[0].opt.timestep) * self.frame_skip
+
+    @property
+    def action_space(self) -> Box:
+        return Box(low=-1.0, high=1.0, shape=(self.models[0].nu,))
+
+    @property
+    def observation_space(self) -> Box:
+        return Box(low=-np.inf, high=np.inf, shape=(self.obs_dim,))
+
+    @property
+    def obs_dim(self) -> int:
+        raise NotImplementedError
+
+    def model_for(self, task: Array) -> Any:
+        """The MJX model of `task` (the same for every task unless physics is the task)."""
+        return self.mjx_model
+
+    def observation(self, data: Any, model: Any) -> Array:
+        raise NotImplementedError
+
+    def initial_qpos_qvel(self, key: PRNGKey) -> tuple[Array, Array]:
+        """The model's initial pose with the gym-style reset noise."""
+        c_model = self.models[0]
+        qpos_key, qvel_key = jax.random.split(key)
+        n = self.reset_noise
+        qpos = jnp.asarray(c_model.qpos0) + jax.random.uniform(qpos_key, (c_model.nq,), minval=-n, maxval=n)
+        qvel = n * jax.random.normal(qvel_key, (c_model.nv,))
+        return qpos, qvel
+
+    def reset(self, key: PRNGKey, task: Array) -> tuple[Array, MjxState]:
+        _, mjx = _require_mujoco()
+        model = self.model_for(task)
+        qpos, qvel = self.initial_qpos_qvel(key)
+        data = mjx.make_data(model).replace(qpos=qpos, qvel=qvel)
+        # Positions only: the observation needs body positions, and the first step's
+        # `mjx.step` recomputes everything from qpos / qvel anyway.
+        data = mjx.kinematics(model, data)
+        return self.observation(data, model), MjxState.of(data, jnp.zeros((), jnp.int32))
+
+    def physics_step(self, state: MjxState, action: Array, task: Array) -> tuple[Any, Any, Array]:
+        """Apply the clipped action for `frame_skip` physics steps; returns (data, model, action)."""
+        _, mjx = _require_mujoco()
+        model = self.model_for(task)
+        action = jnp.clip(action, -1.0, 1.0)
+        data = mjx.make_data(model).replace(
+            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, xpos=state.xpos, ctrl=action
+        )
+        data = jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(model, d), data)
+        return data, model, action
+
+    def timed_out(self, state: MjxState) -> tuple[Array, Array]:
+        """(t + 1, whether the episode has reached max_episode_steps)."""
+        t = state.t + 1
+        return t, t >= self.max_episode_steps

@@ -1,0 +1,109 @@
+"""Walker with 65 random physics parameters (the rand_param_envs Walker2d of the paper).
+
+gymnasium's walker2d.xml (the original one, whose left foot has friction 1.9 as
+in the authors' MuJoCo 1.31 model; walker2d_v5.xml changed it), RK4 with
+timestep 0.004 and frame skip 4 (dt 0.016 s), 200 steps, 2 episodes per trial.
+Observation: qpos[1:] (8) and clip(qvel, -10, 10) (9) = 17.
+reward = v_x + 1 - 1e-3 |a|^2; the episode ends unless 0.8 < height < 2 and
+|torso angle| < 1.
+
+The task is 65 absolute physics values, in the authors' order: body_mass (8),
+body_inertia (8 x 3), dof_damping (9), geom_friction (8 x 3). Each element is
+its default times 1.5**U(-3, 3) (damping: 1.3**U(-3, 3)), drawn independently.
+`model_for(task)` writes them into the MJX model, so a vmapped batch of envs is a
+batch of models.
+
+Derived constants (body_invweight0, dof_invweight0, used by the constraint
+solver's regularisation) are *not* recomputed after the change: MJX has no
+`mj_setConst`, recomputing on the host would take task sampling out of the
+compiled program, and the authors' mujoco-py 0.5.7 wrote the same fields
+without recomputing either. The effect on a rollout is measured in
+docs/design.md ("MuJoCo tasks").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.envs.mjx_env import MjxEnv, MjxState
+
+CONTROL_COST = 1e-3
+ALIVE_BONUS = 1.0
+LOG_SCALE_LIMIT = 3.0
+MASS_BASE, DAMPING_BASE = 1.5, 1.3  # inertia and friction use 1.5 as the mass does
+
+
+@dataclass(frozen=True)
+class WalkerParams(MjxEnv):
+    """Walker2d whose task is its physics; see the module docstring."""
+
+    max_episode_steps: int = 200
+    episodes_per_trial: int = 2
+
+    xml = "walker2d.xml"
+    frame_skip = 4
+    timestep = 0.004
+    integrator = "RK4"
+    reset_noise = 5e-3
+
+    @property
+    def obs_dim(self) -> int:
+        return 17
+
+    @property
+    def _defaults(self) -> list[Array]:
+        m = self.models[0]
+        return [m.body_mass, m.body_inertia, m.dof_damping, m.geom_friction]
+
+    @property
+    def task_dim(self) -> int:
+        return sum(int(v.size) for v in self._defaults)
+
+    def sample_task(self, key: PRNGKey) -> Array:
+        bases = [MASS_BASE, MASS_BASE, DAMPING_BASE, MASS_BASE]
+        keys = jax.random.split(key, len(bases))
+        values = []
+        for k, base, default in zip(keys, bases, self._defaults):
+            exponent = jax.random.uniform(k, default.shape, minval=-LOG_SCALE_LIMIT, maxval=LOG_SCALE_LIMIT)
+            values.append((jnp.asarray(default) * base**exponent).ravel())
+        return jnp.concatenate(values).astype(jnp.float32)
+
+    def split_task(self, task: Array) -> dict[str, Array]:
+        """The task vector as the model fields it sets."""
+        names = ["body_mass", "body_inertia", "dof_damping", "geom_friction"]
+        out, start = {}, 0
+        for name, default in zip(names, self._defaults):
+            out[name] = task[start:start + default.size].reshape(default.shape)
+            start += default.size
+        return out
+
+    def model_for(self, task: Array):
+        return self.mjx_model.replace(**self.split_task(task))
+
+    def initial_qpos_qvel(self, key: PRNGKey) -> tuple[Array, Array]:
+        m = self.models[0]
+        qpos_key, qvel_key = jax.random.split(key)
+        n = self.reset_noise
+        qpos = jnp.asarray(m.qpos0) + jax.random.uniform(qpos_key, (m.nq,), minval=-n, maxval=n)
+        qvel = jax.random.uniform(qvel_key, (m.nv,), minval=-n, maxval=n)
+        return qpos, qvel
+
+    def observation(self, data, model) -> Array:
+        return jnp.concatenate([data.qpos[1:], jnp.clip(data.qvel, -10.0, 10.0)]).astype(jnp.float32)
+
+    def step(
+        self, key: PRNGKey, state: MjxState, action: Array, task: Array
+    ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
+        data, model, action = self.physics_step(state, action, task)
+        velocity = (data.qpos[0] - state.qpos[0]) / self.dt
+        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
+        reward = velocity + ALIVE_BONUS - control_cost
+        height, angle = data.qpos[1], data.qpos[2]
+        healthy = (height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0)
+        t, timed_out = self.timed_out(state)
+        info = {"velocity": velocity, "control_cost": control_cost, "healthy": healthy}
+        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), timed_out | ~healthy, info
