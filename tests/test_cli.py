@@ -188,8 +188,8 @@ def test_unknown_env_lists_environments(capsys):
 
 
 def test_planned_env_says_not_implemented(capsys):
-    code, _, err = run_cli(["train", "--env", "cheetah-dir"], capsys)
-    line = assert_usage_error(code, err, "'cheetah-dir'", "not implemented yet", "grid-world")
+    code, _, err = run_cli(["train", "--env", "ml10"], capsys)
+    line = assert_usage_error(code, err, "'ml10'", "not implemented yet", "grid-world")
     assert "unknown" not in line
 
 

@@ -248,11 +248,11 @@ def test_reproduce_lists_figures_with_budgets(capsys):
     code, out, _ = run_cli(["reproduce"], capsys)
     assert code == 0
     assert "fig9" in out and "4M frames x 135 runs" in out and "h on a 2-core CPU" in out
-    assert "fig5" in out and "fig6" in out and "needs cheetah-dir" in out
+    assert "fig5" in out and "fig6" in out and "fig16" in out and "needs ml10" in out
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["reproduce", "fig6"], ["fig6", "not implemented yet", "fig9", "fig5"]),
+    (["reproduce", "fig16"], ["fig16", "not implemented yet", "fig9", "fig6"]),
     (["reproduce", "fig99"], ["unknown figure 'fig99'", "fig9", "fig11"]),
     (["reproduce", "fig9", "--envs", "cheetah-dir"], ["--envs cheetah-dir", "grid-world-show"]),
 ])

@@ -75,12 +75,13 @@ FIGURES: dict[str, Figure] = {f.name: f for f in [
            ("rnn", "rnn-s", "rnn-hn"), 75_000_000),
     Figure("fig11", "Latent-gradient analysis: returns and gradient norms", ("grid-world",),
            ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming"), 4_000_000, grad_info=True,
-           note="The paper measures this on walker-params (30M frames); grid-world stands in until that exists."),
+           note="The paper measures this on walker-params (30M frames): hypermeta sweep --env walker-params --grad-info."),
     Figure("fig12", "Choice of task-inference baselines", ("grid-world", "walker-params"),
            ("ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn"), 4_000_000),
     Figure("fig15", "End-to-end and task-inference objectives together", ("grid-world",),
            ("rnn-hn", "rnn-hn-ti", "rnn-hn-bi", "rnn-s-ti", "ti-pp-hn"), 4_000_000,
            note="aux weight: --inference.aux-weight (the paper tries 0.1 and 0.5)."),
+    Figure("fig16", "Meta-World ML10: RNN+HN against VI+HN", ("ml10",), ("rnn-hn", "vi-hn"), 100_000_000),
 ]}
 
 

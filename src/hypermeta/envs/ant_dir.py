@@ -10,10 +10,14 @@ and share their +x component.
 reward = velocity of the torso along the direction
          - 0.5 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 1.
 
-The contact forces `cfrc_ext` are filled only by the post-constraint
-recursive Newton-Euler pass in MuJoCo >= 2.0 (MuJoCo 1.50, which the paper used,
-always ran it); it is run after the last physics substep, which gives the same
-values as 1.50's `mj_step`. The episode ends when the torso's height leaves
+The torso's velocity is the change of the free joint's xy (qpos[:2], the torso
+frame's position) over the env step. The contact forces `cfrc_ext` are filled
+only by the post-constraint recursive Newton-Euler pass in MuJoCo >= 2.0 (MuJoCo
+1.50, which the paper used, always ran it); here they are the forces of the
+state after the step: one extra `forward` pass, then that pass. (After an RK4
+step MJX's contacts and body positions are those of an intermediate RK4 stage,
+unlike C MuJoCo's; the extra pass makes both the same, measured in
+tests/test_mujoco.py.) The episode ends when the torso's height leaves
 [0.2, 1.0] or the state is not finite.
 """
 
@@ -74,9 +78,8 @@ class AntDir(MjxEnv):
     ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
         _, mjx = _require_mujoco()
         data, model, action = self.physics_step(state, action, task)
-        data = mjx.rne_postconstraint(model, data)
-        torso_before, torso_after = state.xpos[1], data.xpos[1]
-        velocity = (torso_after[:2] - torso_before[:2]) / self.dt
+        data = mjx.rne_postconstraint(model, mjx.forward(model, data))
+        velocity = (data.qpos[:2] - state.qpos[:2]) / self.dt
         forward_reward = jnp.dot(velocity, self.direction(task))
         control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
         contact_cost = CONTACT_COST * jnp.sum(jnp.square(jnp.clip(data.cfrc_ext, -1.0, 1.0)))

@@ -16,6 +16,7 @@ one task) are built on top of this by `hypermeta.envs.trial.TrialWrapper`.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,9 @@ class Box:
 
     def sample(self, key: PRNGKey) -> Array:
         """Uniform within the bounds; an unbounded side is replaced by +-1."""
-        low = self.low if jnp.isfinite(self.low) else -1.0
-        high = self.high if jnp.isfinite(self.high) else 1.0
+        # math, not jnp: the bounds are Python floats and must stay concrete under jit.
+        low = self.low if math.isfinite(self.low) else -1.0
+        high = self.high if math.isfinite(self.high) else 1.0
         return jax.random.uniform(key, self.shape, minval=low, maxval=high)
 
 

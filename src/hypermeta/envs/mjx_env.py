@@ -64,7 +64,8 @@ def gymnasium_asset(name: str) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def load_model(
-    xml: str, timestep: float | None, integrator: str | None, iterations: int, ls_iterations: int
+    xml: str, timestep: float | None, integrator: str | None, iterations: int, ls_iterations: int,
+    cone: str | None = None,
 ) -> tuple[Any, Any]:
     """(C MjModel, MJX Model) of gymnasium's `xml` with the given physics options.
 
@@ -77,6 +78,8 @@ def load_model(
         model.opt.timestep = timestep
     if integrator is not None:
         model.opt.integrator = getattr(mujoco.mjtIntegrator, f"mjINT_{integrator}")
+    if cone is not None:
+        model.opt.cone = getattr(mujoco.mjtCone, f"mjCONE_{cone.upper()}")
     model.opt.iterations = iterations
     model.opt.ls_iterations = ls_iterations
     # Concrete arrays even when first called while tracing (the cache outlives the trace).
@@ -126,11 +129,17 @@ class MjxEnv(Environment):
     solver_iterations: int = SOLVER_ITERATIONS
     """Constraint-solver iterations (the model files say 100; see SOLVER_ITERATIONS)."""
     ls_iterations: int = LS_ITERATIONS
+    cone: str | None = None
+    """Friction-cone override, "pyramidal" or "elliptic" (None: the model file's, pyramidal).
+    MJX 3.3's pyramidal contact forces differ from C MuJoCo's at some contact steps, its
+    elliptic ones match (docs/design.md, "MuJoCo tasks"); the equality tests use elliptic."""
 
     @property
     def models(self) -> tuple[Any, Any]:
         """(C MjModel, MJX Model) with this task's physics options."""
-        return load_model(self.xml, self.timestep, self.integrator, self.solver_iterations, self.ls_iterations)
+        return load_model(
+            self.xml, self.timestep, self.integrator, self.solver_iterations, self.ls_iterations, self.cone
+        )
 
     @property
     def mjx_model(self) -> Any:
