@@ -25,12 +25,14 @@ import sys
 import time
 
 
-def measure(env_name: str, envs: int, steps: int, repeats: int) -> dict:
+def measure(env_name: str, envs: int, steps: int, repeats: int, env=None) -> dict:
+    """Time `envs` copies of the registered `env_name` (or of `env`, an Environment built
+    with other settings, reported under `env_name`)."""
     import jax
 
     from hypermeta.envs import TrialWrapper, make_env
 
-    env = make_env(env_name)
+    env = make_env(env_name) if env is None else env
     trial = TrialWrapper(env, env.episodes_per_trial)
 
     @jax.jit

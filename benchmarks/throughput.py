@@ -31,6 +31,9 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
     python benchmarks/throughput.py --methods all --runs 1 --chunks 2      # every method, one run
     python benchmarks/throughput.py --env mc-ls --methods rnn-hn --runs 1 --chunks 1
+    # the MuJoCo tasks: env steps/s at 16 and 128 envs, then RNN and RNN+HN training
+    python benchmarks/throughput.py --env cheetah-dir cheetah-vel ant-dir walker-params \
+        --methods rnn rnn-hn --runs 1 --chunks 2 --updates-per-chunk 2 --env-steps 16 128
 
 Environment steps/s alone (random actions, no learner): benchmarks/env_steps.py.
 """
@@ -57,7 +60,7 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
     return sweep[:runs]
 
 
-def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int) -> dict:
+def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0) -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -68,6 +71,8 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int) -
     from hypermeta.training.loop import resolve_parallel_runs
 
     base = family_defaults(env)
+    if updates_per_chunk:
+        base = dataclasses.replace(base, eval_interval=updates_per_chunk)
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
                               lr=tuple(dict.fromkeys(lr for _, lr in pairs)))
@@ -92,6 +97,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int) -
         "env": env,
         "method": method,
         "runs": runs,
+        "updates_per_chunk": cfg.eval_interval,
         "parallel_runs": resolve_parallel_runs(parallel_runs) or runs,
         "backend": jax.default_backend(),
         "frames_per_second": round(frames / seconds, 1),
@@ -103,7 +109,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="grid-world", help="registered environment name")
+    parser.add_argument("--env", nargs="+", default=["grid-world"], help="registered environment names")
     parser.add_argument("--methods", nargs="+", default=["rnn", "rnn-s", "rnn-hn"],
                         help="method names, or 'all' for every registered method")
     parser.add_argument("--runs", nargs="+", type=int, default=[1, MAX_RUNS],
@@ -111,23 +117,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=4, help="timed chunk calls after the first one")
     parser.add_argument("--parallel-runs", type=int, default=0,
                         help="runs vmapped side by side (TrainConfig.parallel_runs; 0 = auto: 1 on CPU, all on GPU)")
+    parser.add_argument("--updates-per-chunk", type=int, default=0,
+                        help="PPO updates per timed chunk (0 = the family's eval_interval; MuJoCo: 25 x 6,400 frames)")
+    parser.add_argument("--env-steps", nargs="*", type=int, default=None, metavar="ENVS",
+                        help="first print environment steps/s (benchmarks/env_steps.py) with these batch sizes")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.chunks < 1:
-        parser.error("--chunks must be >= 1")
+    if args.chunks < 1 or args.updates_per_chunk < 0:
+        parser.error("--chunks must be >= 1 and --updates-per-chunk >= 0")
 
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
-        print(json.dumps(measure(args.env, method, runs, args.chunks, args.parallel_runs)), flush=True)
+        print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk)),
+              flush=True)
         return 0
 
     from hypermeta.envs.registry import env_spec
     from hypermeta.errors import UsageError
 
-    try:
-        env_spec(args.env)
-    except UsageError as err:
-        parser.error(str(err))
+    for name in args.env:
+        try:
+            env_spec(name)
+        except UsageError as err:
+            parser.error(str(err))
     bad = [r for r in args.runs if not 1 <= r <= MAX_RUNS]
     if bad:
         parser.error(f"--runs must be between 1 and {MAX_RUNS}, got {bad}")
@@ -135,19 +147,26 @@ def main(argv: list[str] | None = None) -> int:
         from hypermeta.methods import METHODS
 
         args.methods = list(METHODS)
+    if args.env_steps:
+        import env_steps  # the sibling script (this directory is on sys.path)
+
+        for name in args.env:
+            for envs in args.env_steps:
+                print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2)), flush=True)
     failed = 0
-    for method in args.methods:
-        for runs in args.runs:
-            cmd = [sys.executable, __file__, "--env", args.env, "--one", method, str(runs), "--chunks", str(args.chunks),
-                   "--parallel-runs", str(args.parallel_runs)]
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-            if proc.returncode != 0 or not lines:
-                failed += 1
-                print(json.dumps({"env": args.env, "method": method, "runs": runs,
-                                  "error": f"exit code {proc.returncode}"}), flush=True)
-                continue
-            print(lines[-1], flush=True)
+    for env in args.env:
+        for method in args.methods:
+            for runs in args.runs:
+                cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
+                       "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk)]
+                proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+                if proc.returncode != 0 or not lines:
+                    failed += 1
+                    print(json.dumps({"env": env, "method": method, "runs": runs,
+                                      "error": f"exit code {proc.returncode}"}), flush=True)
+                    continue
+                print(lines[-1], flush=True)
     return 1 if failed else 0
 
 

@@ -251,6 +251,21 @@ def test_reproduce_lists_figures_with_budgets(capsys):
     assert "fig5" in out and "fig6" in out and "fig16" in out and "needs ml10" in out
 
 
+def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
+    from hypermeta.presets import FIGURES, MEASURED_FPS, MUJOCO_FPS, describe
+
+    fig10 = FIGURES["fig10"]  # rnn, rnn-s, rnn-hn on the four MuJoCo tasks, 75M frames
+    runs_per_method = 5 * 3
+    expected = 0.0
+    for env in fig10.envs:
+        fps = MUJOCO_FPS["cpu"][env]
+        assert fps["rnn-hn"] < MEASURED_FPS["cpu"]["rnn-hn"]  # slower than on Grid-World
+        expected += sum(runs_per_method * 75e6 / fps.get(m, min(fps.values())) for m in fig10.methods)
+    assert fig10.hours("cpu") == pytest.approx(expected / 3600)
+    assert fig10.hours("gpu") is None and "not measured on one H100" in describe(fig10)
+    assert FIGURES["fig9"].hours("gpu") is not None  # grid-worlds were measured there
+
+
 @pytest.mark.parametrize("argv, fragments", [
     (["reproduce", "fig16"], ["fig16", "not implemented yet", "fig9", "fig6"]),
     (["reproduce", "fig99"], ["unknown figure 'fig99'", "fig9", "fig11"]),

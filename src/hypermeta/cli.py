@@ -136,7 +136,7 @@ class ReproduceArgs:
 
 
 def reproduce_main(argv: list[str]) -> None:
-    from hypermeta.presets import FIGURES, describe, get_figure
+    from hypermeta.presets import FIGURES, describe, format_hours, get_figure
 
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] not in ("-h", "--help", "--list"):
@@ -158,9 +158,9 @@ def reproduce_main(argv: list[str]) -> None:
     seeds = figure.seeds if args.seeds is None else args.seeds
     frames = figure.frames if args.frames is None else args.frames
     print(describe(figure))
-    hours = {d: figure.hours(d, frames, len(args.lr), len(seeds), len(envs)) for d in ("cpu", "gpu")}
+    hours = {d: figure.hours(d, frames, len(args.lr), len(seeds), tuple(envs)) for d in ("cpu", "gpu")}
     print(f"this run: {', '.join(envs)}; {frames:,} frames x {len(args.lr)} lrs x {len(seeds)} seeds per method; "
-          f"about {hours['cpu']:,.1f} h on a 2-core CPU, {hours['gpu']:,.2f} h on one H100")
+          f"{format_hours(hours['cpu'], 'a 2-core CPU')}, {format_hours(hours['gpu'], 'one H100')}")
     from hypermeta.sweep import run_sweep
 
     for env in envs:

@@ -183,7 +183,7 @@ _MUJOCO_PPO = PPOConfig(
 )
 _MUJOCO_INFERENCE = InferenceConfig(
     pretrain_updates=563, kl_weight=0.1, updates=1, batch_trials=10, buffer_trials=10_000,
-    elbo_subsample=50, task_decoder=(64, 32),
+    elbo_subsample=50, reward_decoder=(64, 32), task_decoder=(64, 32),
 )
 
 CHEETAH = TrainConfig(

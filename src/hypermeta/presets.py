@@ -28,6 +28,17 @@ MEASURED_FPS = {
     "gpu": {"rnn": 260_000, "rnn-s": 260_000, "rnn-hn": 170_000, "rnn-hn-kaiming": 170_000},
 }
 
+# The MuJoCo tasks train slower (physics in every step): their own figures, 2-core CPU,
+# benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs). Not measured on a
+# GPU yet: those figures have no GPU estimate.
+_CHEETAH_CPU = {"rnn": 1_980, "rnn-hn": 800}
+MUJOCO_FPS = {
+    "cpu": {"cheetah-dir": _CHEETAH_CPU, "cheetah-vel": _CHEETAH_CPU, "ant-dir": {"rnn": 170, "rnn-hn": 120},
+            "walker-params": {"rnn": 580, "rnn-hn": 420}},
+    "gpu": {},
+}
+MUJOCO_TASKS = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -52,14 +63,26 @@ class Figure:
         return len(self.envs) * len(self.methods) * lrs * (len(self.seeds) if seeds is None else seeds)
 
     def hours(self, device: str, frames: int | None = None, lrs: int = len(SWEEP_LRS),
-              seeds: int | None = None, envs: int | None = None) -> float:
-        """Expected wall-clock hours of the protocol on `device` ('cpu' or 'gpu'), for all
-        of the figure's environments or the first `envs` of them."""
-        fps = MEASURED_FPS[device]
-        slowest = min(fps.values())
+              seeds: int | None = None, envs: tuple[str, ...] | None = None) -> float | None:
+        """Expected wall-clock hours of the protocol on `device` ('cpu' or 'gpu'), for all of
+        the figure's environments or `envs`; None where an environment was not measured there."""
         seeds = len(self.seeds) if seeds is None else seeds
-        per_env = sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
-        return (len(self.envs) if envs is None else envs) * per_env / 3600
+        total = 0.0
+        for env in self.envs if envs is None else envs:
+            fps = MUJOCO_FPS[device].get(env) if env in MUJOCO_TASKS else MEASURED_FPS[device]
+            if fps is None:
+                return None
+            slowest = min(fps.values())  # methods not measured: the slowest measured figure
+            total += sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
+        return total / 3600
+
+
+def format_hours(hours: float | None, where: str) -> str:
+    """'about N h on WHERE', or that it was not measured there."""
+    if hours is None:
+        return f"not measured on {where}"
+    digits = 2 if hours < 1 else 1 if hours < 10 else 0
+    return f"about {hours:,.{digits}f} h on {where}"
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in [
@@ -105,5 +128,5 @@ def describe(figure: Figure) -> str:
     line = (f"{figure.name}: {figure.caption}. {', '.join(figure.envs)} x {', '.join(figure.methods)}; "
             f"{figure.frames / 1e6:g}M frames x {figure.runs()} runs")
     if not figure.missing():
-        line += f"; about {figure.hours('cpu'):,.0f} h on a 2-core CPU, {figure.hours('gpu'):,.1f} h on one H100"
+        line += f"; {format_hours(figure.hours('cpu'), 'a 2-core CPU')}, {format_hours(figure.hours('gpu'), 'one H100')}"
     return f"{line} [{status}]" + (f" {figure.note}" if figure.note else "")

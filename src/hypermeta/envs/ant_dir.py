@@ -26,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco, sample_sign
 
 CONTROL_COST = 0.5
 CONTACT_COST = 0.5e-3
@@ -62,7 +61,7 @@ class AntDir(MjxEnv):
         return 1
 
     def sample_task(self, key: PRNGKey) -> Array:
-        return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)[None].astype(jnp.float32)
+        return sample_sign(key)
 
     def direction(self, task: Array) -> Array:
         """Unit xy vector the ant is rewarded for moving along."""
@@ -84,10 +83,10 @@ class AntDir(MjxEnv):
         control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
         contact_cost = CONTACT_COST * jnp.sum(jnp.square(jnp.clip(data.cfrc_ext, -1.0, 1.0)))
         reward = forward_reward - control_cost - contact_cost + SURVIVE_REWARD
-        height = data.qpos[2]
-        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
-        healthy = finite & (height >= HEALTHY_Z[0]) & (height <= HEALTHY_Z[1])
-        t, timed_out = self.timed_out(state)
-        info = {"velocity": forward_reward, "control_cost": control_cost, "contact_cost": contact_cost,
-                "healthy": healthy}
-        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), timed_out | ~healthy, info
+        info = {"velocity": forward_reward, "control_cost": control_cost, "contact_cost": contact_cost}
+        return self.finish(data, model, state, reward, healthy(data.qpos), info)
+
+
+def healthy(qpos: Array) -> Array:
+    """The Ant is healthy while its torso's height is within [0.2, 1.0]."""
+    return (qpos[2] >= HEALTHY_Z[0]) & (qpos[2] <= HEALTHY_Z[1])

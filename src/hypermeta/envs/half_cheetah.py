@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, sample_sign
 
 CONTROL_COST = 0.05
 MAX_TARGET_VELOCITY = 3.0
@@ -52,7 +52,7 @@ class HalfCheetah(MjxEnv):
 
     def sample_task(self, key: PRNGKey) -> Array:
         if self.task == "direction":
-            return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)[None].astype(jnp.float32)
+            return sample_sign(key)
         return jax.random.uniform(key, (1,), minval=0.0, maxval=MAX_TARGET_VELOCITY)
 
     def observation(self, data, model) -> Array:
@@ -69,6 +69,5 @@ class HalfCheetah(MjxEnv):
             reward = task[0] * velocity - control_cost
         else:
             reward = -jnp.abs(velocity - task[0]) - control_cost
-        t, done = self.timed_out(state)
         info = {"velocity": velocity, "control_cost": control_cost}
-        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), done, info
+        return self.finish(data, model, state, reward, jnp.ones((), bool), info)

@@ -8,8 +8,9 @@ the compiled training program.
 
 `MjxEnv` holds what every task shares: loading the model once (cached), the
 physics settings (frame skip, timestep, integrator, solver iterations), the
-reset with the gym-style noise around the initial pose, and stepping the physics
-`frame_skip` times per action. Actions are clipped to [-1, 1] (every actuator's
+reset with the gym-style noise around the initial pose, stepping the physics
+`frame_skip` times per action, and the end of a step (time limit, health rule,
+non-finite guard). Actions are clipped to [-1, 1] (every actuator's
 ctrlrange) before the physics and before the control cost, so a Gaussian policy
 cannot earn or lose anything outside the action space.
 """
@@ -90,8 +91,7 @@ def load_model(
 @struct.dataclass
 class MjxState:
     """What carries over between environment steps: the integrator's state, the solver's
-    warm start, the body positions (the authors' rewards and observations read the body
-    positions of the last physics substep) and the steps taken in the episode.
+    warm start and the steps taken in the episode.
 
     A full `mjx.Data` is rebuilt from these in each step: it would add ~100 arrays (some
     empty, which checkpoints cannot hold) to the rollout carry for nothing, since
@@ -101,12 +101,16 @@ class MjxState:
     qpos: Array
     qvel: Array
     qacc_warmstart: Array
-    xpos: Array  # (nbody, 3)
     t: Array  # int32 ()
 
     @staticmethod
     def of(data: Any, t: Array) -> "MjxState":
-        return MjxState(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart, xpos=data.xpos, t=t)
+        return MjxState(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart, t=t)
+
+
+def sample_sign(key: PRNGKey) -> Array:
+    """+1 or -1 with probability 1/2 each, as a (1,) float32 task vector."""
+    return jnp.where(jax.random.bernoulli(key), 1.0, -1.0)[None].astype(jnp.float32)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,9 @@ class MjxEnv(Environment):
     integrator = None
     """Integrator override, "EULER" or "RK4" (None: the model file's)."""
     reset_noise = 0.1
-    """qpos += U(-n, n); qvel += n * N(0, 1) (the gym convention; Walker overrides both)."""
+    """qpos += U(-n, n) and qvel += n * N(0, 1) (the gym convention) or U(-n, n) (`qvel_noise`)."""
+    qvel_noise = "normal"
+    """Distribution of the initial velocities: "normal" (Cheetah, Ant) or "uniform" (Walker)."""
     solver_iterations: int = SOLVER_ITERATIONS
     """Constraint-solver iterations (the model files say 100; see SOLVER_ITERATIONS)."""
     ls_iterations: int = LS_ITERATIONS
@@ -175,7 +181,10 @@ class MjxEnv(Environment):
         qpos_key, qvel_key = jax.random.split(key)
         n = self.reset_noise
         qpos = jnp.asarray(c_model.qpos0) + jax.random.uniform(qpos_key, (c_model.nq,), minval=-n, maxval=n)
-        qvel = n * jax.random.normal(qvel_key, (c_model.nv,))
+        if self.qvel_noise == "uniform":
+            qvel = jax.random.uniform(qvel_key, (c_model.nv,), minval=-n, maxval=n)
+        else:
+            qvel = n * jax.random.normal(qvel_key, (c_model.nv,))
         return qpos, qvel
 
     def reset(self, key: PRNGKey, task: Array) -> tuple[Array, MjxState]:
@@ -194,12 +203,23 @@ class MjxEnv(Environment):
         model = self.model_for(task)
         action = jnp.clip(action, -1.0, 1.0)
         data = mjx.make_data(model).replace(
-            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, xpos=state.xpos, ctrl=action
+            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, ctrl=action
         )
         data = jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(model, d), data)
         return data, model, action
 
-    def timed_out(self, state: MjxState) -> tuple[Array, Array]:
-        """(t + 1, whether the episode has reached max_episode_steps)."""
+    def finish(
+        self, data: Any, model: Any, state: MjxState, reward: Array, healthy: Array, info: dict[str, Array]
+    ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
+        """The step's return value: the episode ends at the time limit, when the task's
+        health rule fails, or when the simulation is no longer finite. A non-finite state
+        (possible in float32 with extreme Walker physics) ends the episode with reward 0 and
+        a zero observation, so no NaN reaches the reward scaling, GAE or the ELBO buffer."""
         t = state.t + 1
-        return t, t >= self.max_episode_steps
+        finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
+        obs = self.observation(data, model)
+        obs = jnp.where(finite, obs, 0.0)
+        reward = jnp.where(finite, reward, 0.0).astype(jnp.float32)
+        healthy = healthy & finite
+        done = (t >= self.max_episode_steps) | ~healthy
+        return obs, MjxState.of(data, t), reward, done, {**info, "healthy": healthy}

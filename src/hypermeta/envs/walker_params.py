@@ -49,6 +49,7 @@ class WalkerParams(MjxEnv):
     timestep = 0.004
     integrator = "RK4"
     reset_noise = 5e-3
+    qvel_noise = "uniform"
 
     @property
     def obs_dim(self) -> int:
@@ -84,14 +85,6 @@ class WalkerParams(MjxEnv):
     def model_for(self, task: Array):
         return self.mjx_model.replace(**self.split_task(task))
 
-    def initial_qpos_qvel(self, key: PRNGKey) -> tuple[Array, Array]:
-        m = self.models[0]
-        qpos_key, qvel_key = jax.random.split(key)
-        n = self.reset_noise
-        qpos = jnp.asarray(m.qpos0) + jax.random.uniform(qpos_key, (m.nq,), minval=-n, maxval=n)
-        qvel = jax.random.uniform(qvel_key, (m.nv,), minval=-n, maxval=n)
-        return qpos, qvel
-
     def observation(self, data, model) -> Array:
         return jnp.concatenate([data.qpos[1:], jnp.clip(data.qvel, -10.0, 10.0)]).astype(jnp.float32)
 
@@ -102,8 +95,11 @@ class WalkerParams(MjxEnv):
         velocity = (data.qpos[0] - state.qpos[0]) / self.dt
         control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
         reward = velocity + ALIVE_BONUS - control_cost
-        height, angle = data.qpos[1], data.qpos[2]
-        healthy = (height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0)
-        t, timed_out = self.timed_out(state)
-        info = {"velocity": velocity, "control_cost": control_cost, "healthy": healthy}
-        return self.observation(data, model), MjxState.of(data, t), reward.astype(jnp.float32), timed_out | ~healthy, info
+        info = {"velocity": velocity, "control_cost": control_cost}
+        return self.finish(data, model, state, reward, healthy(data.qpos), info)
+
+
+def healthy(qpos: Array) -> Array:
+    """The Walker is healthy while 0.8 < height < 2 and |torso angle| < 1."""
+    height, angle = qpos[1], qpos[2]
+    return (height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0)
