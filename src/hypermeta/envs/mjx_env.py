@@ -33,9 +33,9 @@ from hypermeta.errors import UsageError
 
 # Solver settings. The models ship with 100 Newton iterations and 50 line-search steps
 # (tolerance 1e-8); MJX runs its solver as a while-loop, so under vmap every env waits for
-# the slowest. 4 / 8 is what MuJoCo's own MJX examples use for locomotion; the difference
-# to the full solver is measured in docs/design.md ("MuJoCo tasks") and is far below the
-# difference between MuJoCo versions.
+# the slowest. 4 / 8 is what MuJoCo's own MJX examples use for locomotion: 2-3x faster,
+# with one-step differences to the full solver at float32 rounding on all but a few Ant
+# contact steps (benchmarks/mjx_physics.py; docs/design.md, "MuJoCo tasks on MJX").
 SOLVER_ITERATIONS = 4
 LS_ITERATIONS = 8
 
@@ -138,7 +138,7 @@ class MjxEnv(Environment):
     cone: str | None = None
     """Friction-cone override, "pyramidal" or "elliptic" (None: the model file's, pyramidal).
     MJX 3.3's pyramidal contact forces differ from C MuJoCo's at some contact steps, its
-    elliptic ones match (docs/design.md, "MuJoCo tasks"); the equality tests use elliptic."""
+    elliptic ones match (docs/design.md, "MuJoCo tasks on MJX"); the Ant's equality test uses elliptic."""
 
     @property
     def models(self) -> tuple[Any, Any]:
