@@ -126,6 +126,10 @@ class TrainConfig:
     """Runs vmapped side by side; the others follow in turn in the same compiled program.
     0 = auto: all of them on a GPU/TPU, 1 on a CPU (there, vmapping the GRU of many runs
     is memory-bound: 15 RNN runs side by side are slower than one after another)."""
+    vector_env: Literal["sync", "async"] = "sync"
+    """Environments stepped in Python (ml10): gymnasium's SyncVectorEnv steps them one after
+    another in this process; "async" (AsyncVectorEnv) gives each its own process. The JAX
+    environments ignore it."""
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -140,9 +144,10 @@ class TrainConfig:
         return [(s, lr) for lr in self.lr for s in self.seeds]
 
     def differences(self, other: "TrainConfig") -> list[str]:
-        """Fields that differ from `other`, ignoring parallel_runs (it changes speed, not results)."""
+        """Fields that differ from `other`, ignoring parallel_runs and vector_env (they change
+        speed, not results)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [k for k in mine if k != "parallel_runs" and mine[k] != theirs[k]]
+        return [k for k in mine if k not in ("parallel_runs", "vector_env") and mine.get(k) != theirs.get(k)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -213,6 +218,24 @@ WALKER = dataclasses.replace(
 )
 """Walker: 16 x 200 frames per update, 2 minibatches, clip 0.05, latent 10, embeddings
 32/32/32; VariBAD decodes the next state instead of the reward, kl 1."""
+
+
+ML10 = TrainConfig(
+    frames=100_000_000,
+    eval_interval=25,
+    eval_trials=20,
+    model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
+    ppo=PPOConfig(num_envs=8, num_steps=600, minibatches=8, clip=0.1, entropy_coef=0.001, gamma=0.97, gae_lambda=0.9,
+                  adam_eps=1e-8, reward_clip=1e5),
+    inference=InferenceConfig(pretrain_updates=563, kl_weight=1.0, updates=3, batch_trials=10, buffer_trials=10_000,
+                              elbo_subsample=50, decode_state=True, reward_decoder=(128, 64, 32),
+                              state_decoder=(128, 64, 32), task_decoder=(64, 32)),
+)
+"""Meta-World ML10: 8 x 600 frames per update (trials of 2 x 500 steps span rollouts), 2
+epochs, 8 minibatches, clip 0.1, entropy 0.001, gamma 0.97, lambda 0.9, Adam eps 1e-8, reward
+clip 1e5, 100M frames, eval every 25 updates on 20 trials of the train classes and 20 of
+the test classes (2 and 4 per class); encoder embeddings 32/16/16; VariBAD decodes reward
+and next state with [128, 64, 32] each, kl 1, 3 ELBO updates of 10 trials per PPO update."""
 
 
 def family_defaults(env: str) -> TrainConfig:

@@ -60,8 +60,13 @@ class Box:
 Space = Discrete | Box
 
 
-class Environment(abc.ABC):
-    """Base class of a pure-JAX meta-RL environment (one MDP per task)."""
+class EnvironmentBase(abc.ABC):
+    """What every meta-RL environment declares, JAX or host-side: sizes and spaces.
+
+    The learner builds its networks from these alone; how the environment is stepped
+    (`Environment`: pure JAX; `hypermeta.envs.host.HostEnvironment`: gymnasium, in
+    Python) decides which collector feeds it.
+    """
 
     #: Episodes per trial (meta-episode) used by the paper for this environment.
     episodes_per_trial: int
@@ -89,7 +94,11 @@ class Environment(abc.ABC):
     @property
     @abc.abstractmethod
     def task_dim(self) -> int:
-        """Length of the task vector c_M returned by `sample_task`."""
+        """Length of the task vector c_M."""
+
+
+class Environment(EnvironmentBase):
+    """Base class of a pure-JAX meta-RL environment (one MDP per task)."""
 
     @abc.abstractmethod
     def sample_task(self, key: PRNGKey) -> Array:

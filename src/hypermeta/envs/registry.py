@@ -10,9 +10,9 @@ from typing import Callable
 
 import dataclasses
 
-from hypermeta.config import ANT, CHEETAH, GRID_WORLD, MC_LS, WALKER, TrainConfig
+from hypermeta.config import ANT, CHEETAH, GRID_WORLD, MC_LS, ML10, WALKER, TrainConfig
 from hypermeta.envs.ant_dir import AntDir
-from hypermeta.envs.base import Environment
+from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.half_cheetah import HalfCheetah
 from hypermeta.envs.mc_ls import MCLS
@@ -22,7 +22,8 @@ from hypermeta.errors import UsageError
 
 @dataclass(frozen=True)
 class EnvSpec:
-    make: Callable[[], Environment]
+    make: Callable[[], EnvironmentBase]
+    """A JAX `Environment`, or a `HostEnvironment` (gymnasium, stepped in Python)."""
     family: TrainConfig
     """The paper's model / PPO / budget settings for this environment."""
     reference_returns: dict[str, float]
@@ -51,10 +52,19 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
     # The authors' variant: the task +-1 is an angle in radians (directions at +-57 degrees).
     "ant-dir-angle": EnvSpec(lambda: AntDir(directions="angle"), ANT, {}),
     "walker-params": EnvSpec(lambda: WalkerParams(), WALKER, {}),
+    # Host-side (gymnasium): needs the optional extra hypermeta[metaworld].
+    "ml10": EnvSpec(lambda: _ml10(), ML10, {}),
 }
 
 #: Environments of the paper that later work adds; named so errors can say so.
-PLANNED = ("ml10",)
+PLANNED: tuple[str, ...] = ()
+
+
+def _ml10() -> EnvironmentBase:
+    # Imported on use: the module is cheap, but Meta-World is an optional extra.
+    from hypermeta.envs.ml10 import ML10 as MetaWorldML10
+
+    return MetaWorldML10()
 
 
 def env_spec(name: str) -> EnvSpec:
@@ -69,6 +79,6 @@ def env_spec(name: str) -> EnvSpec:
     return ENVIRONMENTS[name]
 
 
-def make_env(name: str) -> Environment:
+def make_env(name: str) -> EnvironmentBase:
     """Build the environment registered as `name`."""
     return env_spec(name).make()

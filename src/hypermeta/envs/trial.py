@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hypermeta.envs.base import Array, Box, Environment, PRNGKey, Space
+from hypermeta.envs.base import Array, Box, EnvironmentBase, PRNGKey, Space
 
 
 @struct.dataclass
@@ -46,7 +46,9 @@ class TrialState:
 class TrialWrapper:
     """K episodes per task; see the module docstring for the exact semantics."""
 
-    env: Environment
+    env: EnvironmentBase
+    """The MDPs; `reset`/`step` need a JAX `Environment` (a host environment's trials are
+    made by `hypermeta.envs.host.TrialEnv`, and this wrapper only describes its spaces)."""
     episodes_per_trial: int
 
     def __post_init__(self) -> None:

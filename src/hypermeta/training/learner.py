@@ -19,6 +19,7 @@ from flax import struct
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.base import Array
+from hypermeta.envs.host import HostEnvironment
 from hypermeta.envs.registry import make_env
 from hypermeta.envs.trial import TrialWrapper
 from hypermeta.methods.registry import get_method
@@ -26,7 +27,7 @@ from hypermeta.networks.agent import Agent
 from hypermeta.networks.agent import action_feature_dim, action_features
 from hypermeta.training import inference, ppo
 from hypermeta.training.conditioning import Normalizers
-from hypermeta.training.rollout import EnvCarry, Rollout, act, collect, env_step, reset_carry
+from hypermeta.training.rollout import EnvCarry, Rollout, act, collect, env_step, host_carry, reset_carry
 from hypermeta.training.trial_buffer import TrialBuffer
 
 
@@ -59,6 +60,11 @@ class Learner:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         env = make_env(cfg.env)
+        self.env = env
+        # Host environments (gymnasium, stepped in Python) are collected by
+        # `hypermeta.training.host.HostTrainer`; the trial wrapper then only describes
+        # the spaces, and `learn` is shared.
+        self.on_host = isinstance(env, HostEnvironment)
         self.wrapper = TrialWrapper(env, env.episodes_per_trial)
         self.method = get_method(cfg.method)
         self.agent = Agent(
@@ -74,7 +80,10 @@ class Learner:
         """A fresh run. The same seed gives the same network and environments for every lr."""
         init_key, env_key, run_key = jax.random.split(jax.random.PRNGKey(seed), 3)
         num_envs = self.cfg.ppo.num_envs
-        carry = reset_carry(self.wrapper, self.agent, env_key, num_envs)
+        if self.on_host:
+            carry = host_carry(self.wrapper, self.agent, num_envs)
+        else:
+            carry = reset_carry(self.wrapper, self.agent, env_key, num_envs)
         params = self.init_params(init_key, carry)
         obs_dim, task_dim = self.wrapper.observation_space.shape[0], self.wrapper.task_dim
         variational = self.method.variational

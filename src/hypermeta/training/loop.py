@@ -22,6 +22,7 @@ from hypermeta.methods.registry import get_method
 from hypermeta.networks.observation import OBS_ENCODERS
 from hypermeta.rundir import RunDir, atomic_write_json
 from hypermeta.training.inference import ELBO_STATS
+from hypermeta.training.host import HostTrainer
 from hypermeta.training.learner import Learner, pretrain_updates
 
 
@@ -64,7 +65,7 @@ def validate(cfg: TrainConfig) -> None:
     if m.obs_encoder not in OBS_ENCODERS:
         raise UsageError(f"--model.obs-encoder must be one of {', '.join(OBS_ENCODERS)}, got {m.obs_encoder!r}")
     if m.obs_encoder == "cnn" and make_env(cfg.env).image_shape is None:
-        images = [name for name in ENVIRONMENTS if make_env(name).image_shape is not None]
+        images = [name for name in ENVIRONMENTS if name != "ml10" and make_env(name).image_shape is not None]
         raise UsageError(
             f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
             f"(image environments: {', '.join(images)})"
@@ -111,10 +112,18 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
     m = jax.tree.map(np.asarray, metrics)
     rows = []
     pretrain_frames = min(update, pretrain_updates(cfg)) * cfg.ppo.frames_per_update
+    # Evaluation sets: "" (the training tasks) and, for host environments with several
+    # task sets, "<split>_" (ML10's test classes), each with optional success rates.
+    prefixes = [name.removesuffix("meta_episode_return") for name in m if name.endswith("meta_episode_return")]
     for i, (seed, lr) in enumerate(cfg.runs):
         row = {"seed": seed, "lr": lr, "update": update, "frames": update * cfg.ppo.frames_per_update,
-               "pretrain_frames": pretrain_frames, "meta_episode_return": float(m["meta_episode_return"][i])}
-        row.update({f"episode_{k + 1}_return": float(v) for k, v in enumerate(m["episode_returns"][i])})
+               "pretrain_frames": pretrain_frames}
+        for p in sorted(prefixes):
+            row[f"{p}meta_episode_return"] = float(m[f"{p}meta_episode_return"][i])
+            row.update({f"{p}episode_{k + 1}_return": float(v) for k, v in enumerate(m[f"{p}episode_returns"][i])})
+            if f"{p}success_rate" in m:
+                row[f"{p}success_rate"] = float(m[f"{p}success_rate"][i])
+                row.update({f"{p}episode_{k + 1}_success": float(v) for k, v in enumerate(m[f"{p}episode_successes"][i])})
         for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "train_reward", *ELBO_STATS,
                      *GRAD_INFO):
             if name in m:
@@ -173,12 +182,22 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
             start, states = restored
         run.truncate_metrics(start)
 
+    with contextlib.ExitStack() as envs:
+        if learner.on_host:  # gymnasium envs stepped in Python; closed when training ends
+            chunk = envs.enter_context(contextlib.closing(HostTrainer(learner, len(cfg.runs), cfg.vector_env))).chunk
+        else:
+            chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
+        return _train_loop(cfg, out, run, states, chunk, start, t_start=time.time(), show_progress=show_progress)
+
+
+def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: int, t_start: float,
+                show_progress: bool) -> RunDir:
+    """Chunks until the budget is spent, with progress, metrics, checkpoints and stop requests."""
     total, interval = cfg.num_updates, cfg.eval_interval
     ckpt_every = math.ceil(cfg.checkpoint_interval / interval) * interval
-    chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
     compiled = False
     frames_per_chunk_update = cfg.ppo.frames_per_update * len(cfg.runs)
-    update, last_ckpt, compile_seconds, t_start = start, start, 0.0, time.time()
+    update, last_ckpt, compile_seconds = start, start, 0.0
     # Fits an 80-column terminal: the run's description is printed once above the bar.
     columns = [BarColumn(bar_width=20), TextColumn("{task.fields[frames]} frames/run"), TextColumn("{task.fields[fps]} fps"),
                TextColumn("return {task.fields[ret]}"), TimeRemainingColumn()]

@@ -72,6 +72,21 @@ def reset_carry(wrapper: TrialWrapper, agent: Agent, key: PRNGKey, num_envs: int
     )
 
 
+def host_carry(wrapper: TrialWrapper, agent: Agent, num_envs: int) -> EnvCarry:
+    """The carry of environments stepped in Python: no MDP state (it lives in the host env),
+    zeros elsewhere, every env at a trial start. The host collector fills in the first
+    observations and tasks when it (re)starts its environments."""
+    return EnvCarry(
+        trial_state=TrialState(env_state=jnp.zeros((num_envs,)), task=jnp.zeros((num_envs, wrapper.task_dim)),
+                               episode=jnp.zeros((num_envs,), jnp.int32)),
+        obs=jnp.zeros((num_envs, wrapper.observation_space.shape[0])),
+        prev_action=jnp.zeros((num_envs, action_feature_dim(wrapper.action_space))),
+        prev_reward=jnp.zeros((num_envs,)),
+        reset=jnp.ones((num_envs,), bool),
+        hidden=agent.initial_hidden((num_envs,)),
+    )
+
+
 def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Array | bool = False):
     """Encoder step and policy for the current observation; returns (hidden, latent, dist, value).
 
