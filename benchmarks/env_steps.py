@@ -12,8 +12,14 @@ done bits: what training pays for) with uniform random actions, in one jitted
 - peak_rss_mb: peak resident memory of this process so far (configurations run in order
   in one process, so read it as an upper bound for the later ones).
 
+A host environment (ml10) is stepped the way the host collector steps it: `envs` trial
+streams (`hypermeta.envs.host.TrialEnv`) in one gymnasium vector env (`--vector sync` or
+`async`), numpy random actions, one `step` call per step; compile_seconds is then the
+first call's `steps` steps (building the simulators included).
+
     python benchmarks/env_steps.py --env mc-ls --envs 1024
     python benchmarks/env_steps.py --env grid-world mc-ls --envs 16 128 1024
+    python benchmarks/env_steps.py --env ml10 --envs 8 --steps 500 --repeats 2 --vector sync async
 """
 
 from __future__ import annotations
@@ -25,14 +31,17 @@ import sys
 import time
 
 
-def measure(env_name: str, envs: int, steps: int, repeats: int, env=None) -> dict:
+def measure(env_name: str, envs: int, steps: int, repeats: int, env=None, vector: str = "sync") -> dict:
     """Time `envs` copies of the registered `env_name` (or of `env`, an Environment built
     with other settings, reported under `env_name`)."""
     import jax
 
     from hypermeta.envs import TrialWrapper, make_env
+    from hypermeta.envs.host import HostEnvironment
 
     env = make_env(env_name) if env is None else env
+    if isinstance(env, HostEnvironment):
+        return measure_host(env_name, env, envs, steps, repeats, vector)
     trial = TrialWrapper(env, env.episodes_per_trial)
 
     @jax.jit
@@ -68,12 +77,48 @@ def measure(env_name: str, envs: int, steps: int, repeats: int, env=None) -> dic
     }
 
 
+def measure_host(env_name: str, env, envs: int, steps: int, repeats: int, vector: str) -> dict:
+    """`measure` for a host environment: a gymnasium vector env of trial streams."""
+    import numpy as np
+
+    from hypermeta.envs.host import make_vector_env
+
+    vec = make_vector_env(env, env.splits[0], envs, vector)
+    rng = np.random.default_rng(0)
+    vec.reset(seed=0)
+
+    def run() -> None:
+        for _ in range(steps):
+            vec.step(rng.uniform(-1.0, 1.0, (envs,) + vec.single_action_space.shape).astype(np.float32))
+
+    t0 = time.perf_counter()
+    run()
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    seconds = time.perf_counter() - t0
+    vec.close()
+    return {
+        "env": env_name,
+        "envs": envs,
+        "steps": steps,
+        "vector": vector,
+        "env_steps_per_second": round(envs * steps * repeats / seconds),
+        "seconds": round(seconds, 3),
+        "compile_seconds": round(compile_seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KB on Linux
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", nargs="+", default=["mc-ls"], help="registered environment names")
     parser.add_argument("--envs", nargs="+", type=int, default=[16, 128, 1024], help="batch sizes")
     parser.add_argument("--steps", type=int, default=1000, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first one")
+    parser.add_argument("--vector", nargs="+", choices=["sync", "async"], default=["sync"],
+                        help="gymnasium vector env(s) for host environments (ml10); JAX environments ignore it")
     args = parser.parse_args(argv)
     if min(args.envs) < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--envs, --steps and --repeats must be >= 1")
@@ -85,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             env_spec(name)
         except UsageError as err:
             parser.error(str(err))
+    from hypermeta.envs.host import HostEnvironment
+    from hypermeta.envs.registry import make_env
+
     for name in args.env:
+        vectors = args.vector if isinstance(make_env(name), HostEnvironment) else ["sync"]
         for envs in args.envs:
-            print(json.dumps(measure(name, envs, args.steps, args.repeats)), flush=True)
+            for vector in vectors:
+                print(json.dumps(measure(name, envs, args.steps, args.repeats, vector=vector)), flush=True)
     return 0
 
 

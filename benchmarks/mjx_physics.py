@@ -24,7 +24,6 @@ import argparse
 import copy
 import json
 import sys
-import time
 
 import env_steps  # the sibling script (this directory is on sys.path)
 import numpy as np
@@ -101,7 +100,6 @@ def measure_solver(name: str, episodes: int) -> dict:
 def measure_walker_constants(tasks: int, episodes_per_task: int = 1) -> dict:
     """C MuJoCo: coefficients written without / with mj_setConst, same actions and starts."""
     import jax
-    import jax.numpy as jnp
     import mujoco
 
     from hypermeta.envs.walker_params import WalkerParams

@@ -34,6 +34,13 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     # the MuJoCo tasks: env steps/s at 16 and 128 envs, then RNN and RNN+HN training
     python benchmarks/throughput.py --env cheetah-dir cheetah-vel ant-dir walker-params \
         --methods rnn rnn-hn --runs 1 --chunks 2 --updates-per-chunk 2 --env-steps 16 128
+    # Meta-World ML10 through the host collector (8 x 600 frames per update)
+    python benchmarks/throughput.py --env ml10 --methods rnn rnn-hn --runs 1 --chunks 1 \
+        --updates-per-chunk 2 --env-steps 8 --vector-env sync async
+
+A host environment (ml10) trains through `hypermeta.training.host.HostTrainer` (gymnasium
+vector env, `--vector-env sync|async`), with the family's evaluation (10 trials per split
+on ML10) after each chunk, exactly as `hypermeta train`.
 
 Environment steps/s alone (random actions, no learner): benchmarks/env_steps.py.
 """
@@ -60,7 +67,8 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
     return sweep[:runs]
 
 
-def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0) -> dict:
+def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0,
+            vector_env: str = "sync") -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -79,7 +87,12 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
     learner = Learner(cfg)
     states = learner.init_runs([s for s, _ in pairs], [lr for _, lr in pairs])
     jax.block_until_ready(states)
-    chunk = learner.compile_chunk(resolve_parallel_runs(parallel_runs))
+    if learner.on_host:
+        from hypermeta.training.host import HostTrainer
+
+        chunk = HostTrainer(learner, runs, vector_env).chunk
+    else:
+        chunk = learner.compile_chunk(resolve_parallel_runs(parallel_runs))
 
     t0 = time.perf_counter()
     states, metrics = chunk(states, cfg.eval_interval)
@@ -98,7 +111,8 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "method": method,
         "runs": runs,
         "updates_per_chunk": cfg.eval_interval,
-        "parallel_runs": resolve_parallel_runs(parallel_runs) or runs,
+        "parallel_runs": runs if learner.on_host else resolve_parallel_runs(parallel_runs) or runs,
+        **({"vector_env": vector_env} if learner.on_host else {}),
         "backend": jax.default_backend(),
         "frames_per_second": round(frames / seconds, 1),
         "seconds": round(seconds, 3),
@@ -121,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="PPO updates per timed chunk (0 = the family's eval_interval; MuJoCo: 25 x 6,400 frames)")
     parser.add_argument("--env-steps", nargs="*", type=int, default=None, metavar="ENVS",
                         help="first print environment steps/s (benchmarks/env_steps.py) with these batch sizes")
+    parser.add_argument("--vector-env", nargs="+", choices=["sync", "async"], default=["sync"],
+                        help="gymnasium vector env(s) for host environments (ml10); JAX environments ignore it")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.chunks < 1 or args.updates_per_chunk < 0:
@@ -128,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
-        print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk)),
-              flush=True)
+        print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk,
+                                 args.vector_env[0])), flush=True)
         return 0
 
     from hypermeta.envs.registry import env_spec
@@ -147,26 +163,33 @@ def main(argv: list[str] | None = None) -> int:
         from hypermeta.methods import METHODS
 
         args.methods = list(METHODS)
+    from hypermeta.envs.host import HostEnvironment
+    from hypermeta.envs.registry import make_env
+
+    # Vector envs matter only for host environments.
+    vectors = {env: args.vector_env if isinstance(make_env(env), HostEnvironment) else ["sync"] for env in args.env}
     if args.env_steps:
         import env_steps  # the sibling script (this directory is on sys.path)
 
         for name in args.env:
             for envs in args.env_steps:
-                print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2)), flush=True)
+                for vector in vectors[name]:
+                    print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2, vector=vector)), flush=True)
     failed = 0
-    for env in args.env:
-        for method in args.methods:
-            for runs in args.runs:
-                cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
-                       "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk)]
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
-                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-                if proc.returncode != 0 or not lines:
-                    failed += 1
-                    print(json.dumps({"env": env, "method": method, "runs": runs,
-                                      "error": f"exit code {proc.returncode}"}), flush=True)
-                    continue
-                print(lines[-1], flush=True)
+    configs = [(env, method, runs, vector) for env in args.env for method in args.methods for runs in args.runs
+               for vector in vectors[env]]
+    for env, method, runs, vector in configs:
+        cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
+               "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk),
+               "--vector-env", vector]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            failed += 1
+            print(json.dumps({"env": env, "method": method, "runs": runs,
+                              "error": f"exit code {proc.returncode}"}), flush=True)
+            continue
+        print(lines[-1], flush=True)
     return 1 if failed else 0
 
 

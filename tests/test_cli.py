@@ -187,12 +187,6 @@ def test_unknown_env_lists_environments(capsys):
     assert_usage_error(code, err, "'no-such-world'", *ENVIRONMENTS)
 
 
-def test_planned_env_says_not_implemented(capsys):
-    code, _, err = run_cli(["train", "--env", "ml10"], capsys)
-    line = assert_usage_error(code, err, "'ml10'", "not implemented yet", "grid-world")
-    assert "unknown" not in line
-
-
 def test_unknown_method_lists_methods(capsys):
     code, _, err = run_cli(["train", "--method", "lstm-xl"], capsys)
     assert_usage_error(code, err, "'lstm-xl'", *METHODS, *(m.paper_name for m in METHODS.values()))

@@ -11,7 +11,7 @@ import pytest
 
 from hypermeta.envs import Box, Discrete, Environment, GridWorld, make_env
 from hypermeta.envs.grid_world import GridState, goal_cells
-from hypermeta.envs.registry import ENVIRONMENTS, PLANNED
+from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 
 SIZE = 5
@@ -321,11 +321,3 @@ def test_make_env_unknown_name_lists_the_allowed_names():
     for name in ENVIRONMENTS:
         assert name in message
     assert isinstance(excinfo.value, ValueError)
-
-
-@pytest.mark.parametrize("name", ["ml10"])
-def test_make_env_planned_name_says_not_implemented(name):
-    assert name in PLANNED
-    with pytest.raises(UsageError, match="not implemented yet") as excinfo:
-        make_env(name)
-    assert name in str(excinfo.value)

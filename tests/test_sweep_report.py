@@ -248,17 +248,17 @@ def test_reproduce_lists_figures_with_budgets(capsys):
     code, out, _ = run_cli(["reproduce"], capsys)
     assert code == 0
     assert "fig9" in out and "4M frames x 135 runs" in out and "h on a 2-core CPU" in out
-    assert "fig5" in out and "fig6" in out and "fig16" in out and "needs ml10" in out
+    assert "fig5" in out and "fig6" in out and "fig16" in out and "needs" not in out  # every figure runs
 
 
 def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
-    from hypermeta.presets import FIGURES, MEASURED_FPS, MUJOCO_FPS, describe
+    from hypermeta.presets import FIGURES, MEASURED_FPS, ENV_FPS, describe
 
     fig10 = FIGURES["fig10"]  # rnn, rnn-s, rnn-hn on the four MuJoCo tasks, 75M frames
     runs_per_method = 5 * 3
     expected = 0.0
     for env in fig10.envs:
-        fps = MUJOCO_FPS["cpu"][env]
+        fps = ENV_FPS["cpu"][env]
         assert fps["rnn-hn"] < MEASURED_FPS["cpu"]["rnn-hn"]  # slower than on Grid-World
         expected += sum(runs_per_method * 75e6 / fps.get(m, min(fps.values())) for m in fig10.methods)
     assert fig10.hours("cpu") == pytest.approx(expected / 3600)
@@ -266,9 +266,18 @@ def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
     assert FIGURES["fig9"].hours("gpu") is not None  # grid-worlds were measured there
 
 
+def test_figure_with_a_missing_environment_says_so(capsys, monkeypatch):
+    from hypermeta.presets import FIGURES, Figure
+
+    monkeypatch.setitem(FIGURES, "fig99", Figure("fig99", "a later paper", ("grid-world", "mars"), ("rnn-hn",), 10))
+    code, out, _ = run_cli(["reproduce"], capsys)
+    assert code == 0 and "fig99" in out and "needs mars" in out
+    code, _, err = run_cli(["reproduce", "fig99"], capsys)
+    assert code == 2 and "needs mars, not implemented yet" in err and "fig9" in err and "fig16" in err
+
+
 @pytest.mark.parametrize("argv, fragments", [
-    (["reproduce", "fig16"], ["fig16", "not implemented yet", "fig9", "fig6"]),
-    (["reproduce", "fig99"], ["unknown figure 'fig99'", "fig9", "fig11"]),
+    (["reproduce", "fig98"], ["unknown figure 'fig98'", "fig9", "fig11"]),
     (["reproduce", "fig9", "--envs", "cheetah-dir"], ["--envs cheetah-dir", "grid-world-show"]),
 ])
 def test_reproduce_errors(capsys, argv, fragments):

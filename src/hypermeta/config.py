@@ -223,7 +223,7 @@ WALKER = dataclasses.replace(
 ML10 = TrainConfig(
     frames=100_000_000,
     eval_interval=25,
-    eval_trials=20,
+    eval_trials=10,
     model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
     ppo=PPOConfig(num_envs=8, num_steps=600, minibatches=8, clip=0.1, entropy_coef=0.001, gamma=0.97, gae_lambda=0.9,
                   adam_eps=1e-8, reward_clip=1e5),
@@ -233,8 +233,8 @@ ML10 = TrainConfig(
 )
 """Meta-World ML10: 8 x 600 frames per update (trials of 2 x 500 steps span rollouts), 2
 epochs, 8 minibatches, clip 0.1, entropy 0.001, gamma 0.97, lambda 0.9, Adam eps 1e-8, reward
-clip 1e5, 100M frames, eval every 25 updates on 20 trials of the train classes and 20 of
-the test classes (2 and 4 per class); encoder embeddings 32/16/16; VariBAD decodes reward
+clip 1e5, 100M frames, eval every 25 updates on 10 trials of the train classes and 10 of
+the test classes (1 and 2 per class; 20,000 steps, a sixth of the 25 updates'); encoder embeddings 32/16/16; VariBAD decodes reward
 and next state with [128, 64, 32] each, kl 1, 3 ELBO updates of 10 trials per PPO update."""
 
 

@@ -28,13 +28,13 @@ MEASURED_FPS = {
     "gpu": {"rnn": 260_000, "rnn-s": 260_000, "rnn-hn": 170_000, "rnn-hn-kaiming": 170_000},
 }
 
-# The MuJoCo tasks train slower (physics in every step): their own figures, 2-core CPU,
-# benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs). Not measured on a
-# GPU yet: those figures have no GPU estimate.
+# The MuJoCo tasks and ML10 train slower (physics in every step): their own figures, 2-core
+# CPU, benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs). Not measured
+# on a GPU yet: those figures have no GPU estimate.
 _CHEETAH_CPU, _ANT_CPU = {"rnn": 1_980, "rnn-hn": 800}, {"rnn": 170, "rnn-hn": 120}
-MUJOCO_FPS = {
+ENV_FPS = {
     "cpu": {"cheetah-dir": _CHEETAH_CPU, "cheetah-vel": _CHEETAH_CPU, "ant-dir": _ANT_CPU, "ant-dir-angle": _ANT_CPU,
-            "walker-params": {"rnn": 580, "rnn-hn": 420}},
+            "walker-params": {"rnn": 580, "rnn-hn": 420}, "ml10": {"rnn-hn": 330}},
     "gpu": {},
 }
 
@@ -68,7 +68,7 @@ class Figure:
         seeds = len(self.seeds) if seeds is None else seeds
         total = 0.0
         for env in self.envs if envs is None else envs:
-            fps = MUJOCO_FPS[device].get(env) if env in MUJOCO_FPS["cpu"] else MEASURED_FPS[device]
+            fps = ENV_FPS[device].get(env) if env in ENV_FPS["cpu"] else MEASURED_FPS[device]
             if fps is None:
                 return None
             slowest = min(fps.values())  # methods not measured: the slowest measured figure

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 Array = jax.Array
 PRNGKey = jax.Array

@@ -15,6 +15,7 @@ from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.half_cheetah import HalfCheetah
+from hypermeta.envs import ml10
 from hypermeta.envs.mc_ls import MCLS
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.errors import UsageError
@@ -53,28 +54,13 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
     "ant-dir-angle": EnvSpec(lambda: AntDir(directions="angle"), ANT, {}),
     "walker-params": EnvSpec(lambda: WalkerParams(), WALKER, {}),
     # Host-side (gymnasium): needs the optional extra hypermeta[metaworld].
-    "ml10": EnvSpec(lambda: _ml10(), ML10, {}),
+    "ml10": EnvSpec(lambda: ml10.ML10(), ML10, {}),
 }
-
-#: Environments of the paper that later work adds; named so errors can say so.
-PLANNED: tuple[str, ...] = ()
-
-
-def _ml10() -> EnvironmentBase:
-    # Imported on use: the module is cheap, but Meta-World is an optional extra.
-    from hypermeta.envs.ml10 import ML10 as MetaWorldML10
-
-    return MetaWorldML10()
 
 
 def env_spec(name: str) -> EnvSpec:
     """The registry entry of `name`, or a UsageError listing what is allowed."""
     if name not in ENVIRONMENTS:
-        if name in PLANNED:
-            raise UsageError(
-                f"environment {name!r} is part of the paper but not implemented yet; "
-                f"available: {', '.join(ENVIRONMENTS)}"
-            )
         raise UsageError(f"unknown environment {name!r}; choose one of: {', '.join(ENVIRONMENTS)}")
     return ENVIRONMENTS[name]
 

@@ -65,7 +65,7 @@ def validate(cfg: TrainConfig) -> None:
     if m.obs_encoder not in OBS_ENCODERS:
         raise UsageError(f"--model.obs-encoder must be one of {', '.join(OBS_ENCODERS)}, got {m.obs_encoder!r}")
     if m.obs_encoder == "cnn" and make_env(cfg.env).image_shape is None:
-        images = [name for name in ENVIRONMENTS if name != "ml10" and make_env(name).image_shape is not None]
+        images = [name for name in ENVIRONMENTS if _image_shape(name) is not None]
         raise UsageError(
             f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
             f"(image environments: {', '.join(images)})"
@@ -77,6 +77,14 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
     _validate_inference(cfg)
+
+
+def _image_shape(env: str) -> tuple[int, int, int] | None:
+    """The image shape of a registered environment (None: vector, or an optional extra is missing)."""
+    try:
+        return make_env(env).image_shape
+    except UsageError:
+        return None
 
 
 def _validate_inference(cfg: TrainConfig) -> None:
