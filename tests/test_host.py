@@ -9,18 +9,19 @@ from dataclasses import dataclass
 
 import gymnasium
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from hypermeta.config import GRID_WORLD, ModelConfig, PPOConfig, TrainConfig
-from hypermeta.envs.base import Box
+from hypermeta.envs.base import Box, Environment
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment, JaxOnHost, JaxTaskEnv, TrialEnv, make_vector_env
 from hypermeta.envs.registry import ENVIRONMENTS, EnvSpec
 from hypermeta.training import rollout as jax_rollout
 from hypermeta.training.host import HostTrainer
 from hypermeta.training.learner import Learner
-from hypermeta.training.loop import train
+from hypermeta.training.loop import Stopped, train
 
 MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
 
@@ -30,10 +31,10 @@ MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, p
 
 class Counter(gymnasium.Env):
     """Task c in {1, 2, ...} drawn from rng; obs = [c * 10 + step]; episodes of `length`
-    steps; reward = the action; success when the action equals the task."""
+    steps; reward = the action x `scale`; success when the action is 3."""
 
-    def __init__(self, length: int = 3):
-        self.length = length
+    def __init__(self, length: int = 3, scale: float = 1.0):
+        self.length, self.scale = length, scale
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (1,), np.float32)
         self.action_space = gymnasium.spaces.Discrete(5)
         self.c, self.t, self.resets = 0, 0, 0
@@ -52,13 +53,13 @@ class Counter(gymnasium.Env):
     def step(self, action):
         self.t += 1
         obs = np.array([self.c * 10 + self.t], np.float32)
-        return obs, float(action), False, self.t >= self.length, {"success": float(action == 3)}
+        return obs, float(action) * self.scale, False, self.t >= self.length, {"success": float(action == 3)}
 
 
 @dataclass(frozen=True)
 class CounterEnv(HostEnvironment):
     episodes_per_trial: int = 2
-    max_episode_steps: int = 3
+    max_episode_steps: int = 5  # the longest evaluation env's
     splits: tuple[str, ...] = ("train", "test")
 
     @property
@@ -76,7 +77,8 @@ class CounterEnv(HostEnvironment):
         return 1
 
     def make_task_env(self, split, evaluation_index=None):
-        return Counter(self.max_episode_steps)
+        """Evaluation env i has episodes of 3 + i steps; the test split pays 10x."""
+        return Counter(3 + (evaluation_index or 0), 10.0 if split == "test" else 1.0)
 
 
 def test_trial_env_k_episodes_then_new_task():
@@ -178,57 +180,119 @@ EQUAL_CFG = TrainConfig(env="grid-world", method="rnn-hn", model=MODEL, seeds=(7
 UPDATES = 3  # 135 steps: trials of 60 steps span rollouts
 
 
-def _jax_rollouts(cfg: TrainConfig):
-    """The JAX path's rollouts, update by update (`Learner.train_update` spelled out)."""
+@dataclass(frozen=True)
+class PlainGrid(GridWorld):
+    """Grid-World without per-cell reward decoding (the host path reports no cells)."""
+
+    @property
+    def num_cells(self) -> int:  # type: ignore[override]
+        return 0
+
+
+@dataclass(frozen=True)
+class Point(Environment):
+    """A continuous-action JAX env: a point on a line moves by the clipped action; reward
+    -|position - goal|; the goal ~ U(-1, 1) is the task; 10 steps per episode, 2 per trial."""
+
+    episodes_per_trial: int = 2
+    max_episode_steps: int = 10
+
+    @property
+    def observation_space(self) -> Box:
+        return Box(-np.inf, np.inf, (1,))
+
+    @property
+    def action_space(self) -> Box:
+        return Box(-1.0, 1.0, (1,))
+
+    @property
+    def task_dim(self) -> int:
+        return 1
+
+    def sample_task(self, key):
+        return jax.random.uniform(key, (1,), minval=-1.0, maxval=1.0)
+
+    def reset(self, key, task):
+        return jnp.zeros((1,)), (jnp.zeros((1,)), jnp.zeros((), jnp.int32))
+
+    def step(self, key, state, action, task):
+        pos, t = state
+        pos = pos + 0.2 * jnp.clip(action, -1.0, 1.0)
+        return pos, (pos, t + 1), -jnp.abs(pos - task)[0], t + 1 >= self.max_episode_steps, {}
+
+
+def _jax_rollouts(cfg: TrainConfig, seeds: tuple[int, ...] | None = None):
+    """The JAX path's rollouts of one run per seed, update by update (`Learner.train_update`
+    spelled out); returns [(initial tasks, rollouts, final state)] per seed."""
     learner = Learner(cfg)
-    state = jax.jit(learner.init)(np.int32(cfg.seeds[0]), np.float32(cfg.lr[0]))
-    initial_tasks = np.asarray(state.carry.trial_state.task)
 
     @jax.jit
     def update(state):
         key, collect_key, update_key = jax.random.split(state.key, 3)
         carry, rollout = jax_rollout.collect(learner.wrapper, learner.agent, state.params, state.norms, state.carry,
-                                             collect_key, cfg.ppo.num_steps)
+                                             collect_key, cfg.ppo.num_steps, use_task=learner.pretraining(state))
         state, _ = learner.learn(state.replace(key=key), rollout, carry, update_key)
         return state, rollout
 
-    rollouts = []
-    for _ in range(UPDATES):
-        state, rollout = update(state)
-        rollouts.append(jax.tree.map(np.asarray, rollout))
-    return initial_tasks, rollouts, state
+    out = []
+    for seed in seeds or cfg.seeds:
+        state = jax.jit(learner.init)(np.int32(seed), np.float32(cfg.lr[0]))
+        initial_tasks = np.asarray(state.carry.trial_state.task)
+        rollouts = []
+        for _ in range(UPDATES):
+            state, rollout = update(state)
+            rollouts.append(jax.tree.map(np.asarray, rollout))
+        out.append((initial_tasks, rollouts, state))
+    return out
 
 
-def test_host_collector_reproduces_the_jax_path(monkeypatch):
+def _trial_tasks(initial_tasks, rollouts) -> list:
+    """Each env's trial tasks in order: the first, then the task at every later trial start."""
+    tasks = np.concatenate([r.task for r in rollouts])  # (U*T, E, task_dim)
+    starts = np.concatenate([r.reset for r in rollouts])
+    pad = [np.zeros(tasks.shape[-1])] * 2
+    return [[initial_tasks[e]] + [tasks[t, e] for t in range(1, len(tasks)) if starts[t, e]] + pad
+            for e in range(tasks.shape[1])]
+
+
+@pytest.mark.parametrize("method, env_cls, seeds", [
+    ("rnn-hn", GridWorld, (7,)),
+    ("rnn-hn", Point, (7,)),  # Gaussian actions, trials of 20 steps
+    # Two runs side by side; VariBAD's trial buffer and re-encoded hidden states; all three
+    # updates in pre-training, where the policy reads the true task of every step.
+    ("ti-pp-hn", PlainGrid, (7, 8)),
+])
+def test_host_collector_reproduces_the_jax_path(monkeypatch, method, env_cls, seeds):
     """Same seed, same tasks: the host collector's rollouts and the trained parameters equal
     the JAX path's, over updates whose rollouts cut trials in the middle."""
-    initial_tasks, rollouts, jax_state = _jax_rollouts(EQUAL_CFG)
-    # Each env's trial tasks in order: the first, then the task at every later trial start.
-    tasks = np.concatenate([r.task for r in rollouts])  # (U*T, E, 2)
-    starts = np.concatenate([r.reset for r in rollouts])
-    per_env = tuple([initial_tasks[e]] + [tasks[t, e] for t in range(1, len(tasks)) if starts[t, e]] + [[0, 0]] * 2
-                    for e in range(EQUAL_CFG.ppo.num_envs))
+    monkeypatch.setitem(ENVIRONMENTS, "jax-grid", EnvSpec(lambda: env_cls(), GRID_WORLD, {}))
+    cfg = dataclasses.replace(EQUAL_CFG, env="jax-grid", method=method, seeds=seeds,
+                              model=dataclasses.replace(MODEL, encoder_action_embed=4))
+    reference = _jax_rollouts(cfg)
+    per_env = tuple(t for initial, rollouts, _ in reference for t in _trial_tasks(initial, rollouts))
     assert min(len(t) for t in per_env) >= 4  # several trials per env in the window
 
     _built[0] = 0
-    monkeypatch.setitem(ENVIRONMENTS, "grid-host", EnvSpec(lambda: ScriptedGrid(GridWorld(), per_env), GRID_WORLD, {}))
-    learner = Learner(dataclasses.replace(EQUAL_CFG, env="grid-host"))
-    trainer = HostTrainer(learner, num_runs=1)
+    monkeypatch.setitem(ENVIRONMENTS, "grid-host", EnvSpec(lambda: ScriptedGrid(env_cls(), per_env), GRID_WORLD, {}))
+    learner = Learner(dataclasses.replace(cfg, env="grid-host"))
+    trainer = HostTrainer(learner, num_runs=len(seeds))
     try:
-        states = trainer.start(learner.init_runs(list(EQUAL_CFG.seeds), list(EQUAL_CFG.lr)))
+        states = trainer.start(learner.init_runs(list(seeds), [cfg.lr[0]] * len(seeds)))
         for u in range(UPDATES):
             states, host, carry, update_key = trainer.collect(states)
-            for field in dataclasses.fields(host):
-                got, want = np.asarray(getattr(host, field.name))[0], getattr(rollouts[u], field.name)
-                if field.name in ("cell", "cell_hit"):
-                    continue  # the host path does not report cells
-                assert got.shape == want.shape and got.dtype == want.dtype, field.name
-                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"update {u}: {field.name}")
+            for r, (_, rollouts, _) in enumerate(reference):
+                for field in dataclasses.fields(host):
+                    if field.name in ("cell", "cell_hit"):
+                        continue  # the host path does not report cells
+                    got, want = np.asarray(getattr(host, field.name))[r], getattr(rollouts[u], field.name)
+                    assert got.shape == want.shape and got.dtype == want.dtype, field.name
+                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"run {r} update {u}: {field.name}")
             states, _ = trainer._learn(states, host, jax.tree.map(np.asarray, carry), update_key)
     finally:
         trainer.close()
-    for a, b in zip(jax.tree.leaves(jax_state.params), jax.tree.leaves(states.params)):
-        np.testing.assert_allclose(np.asarray(b)[0], np.asarray(a), rtol=1e-4, atol=1e-6)
+    for r, (_, _, jax_state) in enumerate(reference):
+        for a, b in zip(jax.tree.leaves(jax_state.params), jax.tree.leaves(states.params)):
+            np.testing.assert_allclose(np.asarray(b)[r], np.asarray(a), rtol=1e-4, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- evaluation and train()
@@ -243,18 +307,63 @@ def counter(monkeypatch):
     monkeypatch.setitem(ENVIRONMENTS, "counter", EnvSpec(lambda: CounterEnv(), GRID_WORLD, {}))
 
 
-def test_host_evaluation_counts_success_at_any_step(counter):
+def _scripted_eval(trainer: HostTrainer, actions) -> None:
+    """Replace the evaluation policy by a script of actions (one per step, for every env)."""
+    script = iter(actions)
+    trainer._eval_policy = lambda params, norms, carry: (carry.hidden, np.full(3, next(script)), np.zeros((3, 5)))
+
+
+def test_host_evaluation_plays_one_trial_per_env_and_counts_success_at_any_step(counter):
     learner = Learner(COUNTER_CFG)
     trainer = HostTrainer(learner, num_runs=1)
     try:
-        # A policy that plays 3 (success) exactly on the second step of the second episode.
-        script = iter([0, 0, 0, 0, 3, 0])
-        trainer._eval_policy = lambda params, norms, carry: (carry.hidden, np.full(3, next(script)), np.zeros((3, 5)))
-        returns, successes = trainer.evaluate_run("test", None, None, seed=0)
+        # Episodes of 3, 4 and 5 steps: trials end at steps 6, 8 and 10. Steps after an env's
+        # trial end (its next trial) must not count.
+        _scripted_eval(trainer, [1] * 10)
+        returns, successes = trainer.evaluate_run("train", None, None, seed=0)
+        np.testing.assert_array_equal(returns, [[3, 3], [4, 4], [5, 5]])
+        np.testing.assert_array_equal(successes, 0)
+        # Success (action 3) on one middle step of the second episode only.
+        _scripted_eval(trainer, [0, 0, 0, 0, 3] + [0] * 5)
+        returns, successes = trainer.evaluate_run("train", None, None, seed=0)
+        np.testing.assert_array_equal(returns, [[0, 3], [0, 3], [3, 0]])  # step 5 ends env 2's first episode
+        np.testing.assert_array_equal(successes, [[0, 1], [0, 1], [1, 0]])
+        # evaluate(): the first split unprefixed, the others prefixed; one value per run.
+        _scripted_eval(trainer, [1] * 20)
+        metrics = trainer.evaluate(jax.tree.map(lambda x: x[None], learner.init(np.int32(0), np.float32(1e-3))),
+                                   np.array([0]))
+        np.testing.assert_allclose(metrics["episode_returns"], [[4, 4]])  # mean over envs of 3, 4, 5
+        np.testing.assert_allclose(metrics["meta_episode_return"], [8])
+        np.testing.assert_allclose(metrics["test_meta_episode_return"], [80])  # the test split pays 10x
+        np.testing.assert_allclose(metrics["success_rate"], [0])
     finally:
         trainer.close()
-    np.testing.assert_array_equal(returns, [[0, 3]] * 3)  # reward = action, episode by episode
-    np.testing.assert_array_equal(successes, [[0, 1]] * 3)
+
+
+def test_host_evaluation_matches_the_jax_evaluation(monkeypatch):
+    """Grid-World through the host path, with the JAX evaluation's tasks, scores what
+    `Learner.evaluate` scores with the same parameters (a trained-for-3-updates policy)."""
+    [(_, _, state)] = _jax_rollouts(EQUAL_CFG)
+    learner = Learner(EQUAL_CFG)
+    key = jax.random.PRNGKey(5)
+    want = np.asarray(jax.jit(learner.evaluate)(state.params, state.norms, key))
+    reset_key, _ = jax.random.split(key)
+    carry = jax_rollout.reset_carry(learner.wrapper, learner.agent, reset_key, EQUAL_CFG.eval_trials)
+    tasks = np.asarray(carry.trial_state.task)
+
+    @dataclass(frozen=True)
+    class EvalGrid(JaxOnHost):
+        def make_task_env(self, split, evaluation_index=None):
+            return ScriptedTaskEnv(self.env, [tasks[evaluation_index or 0], [0, 0]])
+
+    monkeypatch.setitem(ENVIRONMENTS, "grid-host", EnvSpec(lambda: EvalGrid(GridWorld()), GRID_WORLD, {}))
+    trainer = HostTrainer(Learner(dataclasses.replace(EQUAL_CFG, env="grid-host")), num_runs=1)
+    try:
+        returns, successes = trainer.evaluate_run("train", state.params, state.norms, seed=0)
+    finally:
+        trainer.close()
+    np.testing.assert_allclose(returns.mean(axis=0), want, rtol=1e-5, atol=1e-5)
+    assert returns.shape == (EQUAL_CFG.eval_trials, 4) and np.all(successes == 0)
 
 
 def test_train_on_a_host_env_writes_split_metrics(counter, tmp_path):
@@ -264,10 +373,32 @@ def test_train_on_a_host_env_writes_split_metrics(counter, tmp_path):
     for row in rows:
         for p in ("", "test_"):
             ret = float(row[f"{p}meta_episode_return"])
-            assert 0 <= ret <= 4 * 3 * 2  # actions 0..4, 3 steps, 2 episodes
+            assert 0 <= ret <= (4 * 3 * 2) * (10 if p else 1)  # actions 0..4, 3 steps, 2 episodes
             assert ret == pytest.approx(float(row[f"{p}episode_1_return"]) + float(row[f"{p}episode_2_return"]))
             rate = float(row[f"{p}success_rate"])
             assert 0 <= rate <= 1
             assert rate == pytest.approx((float(row[f"{p}episode_1_success"]) + float(row[f"{p}episode_2_success"])) / 2)
         assert np.isfinite(float(row["policy_loss"]))
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+def test_host_run_resumes_after_a_stop(counter, tmp_path, monkeypatch):
+    """Ctrl-C between chunks saves a checkpoint; the resumed run restarts its host envs'
+    trials and completes with one metrics row per update."""
+    cfg = dataclasses.replace(COUNTER_CFG, frames=4 * 4 * 6, checkpoint_interval=1)
+    original, calls = HostTrainer.chunk, [0]
+
+    def interrupted(self, states, n):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return original(self, states, n)
+
+    monkeypatch.setattr(HostTrainer, "chunk", interrupted)
+    with pytest.raises(Stopped, match="stopped at update 2/4"):
+        train(cfg, tmp_path / "run", show_progress=False)
+    monkeypatch.setattr(HostTrainer, "chunk", original)
+    run = train(cfg, tmp_path / "run", resume=True, show_progress=False)
+    rows = list(csv.DictReader(open(run.metrics_path)))
+    for seed in cfg.seeds:
+        assert [int(r["update"]) for r in rows if int(r["seed"]) == seed] == [1, 2, 3, 4]

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import abc
 import functools
+import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,14 +126,32 @@ def make_vector_env(env: HostEnvironment, split: str, num_envs: int, strategy: V
     """
     if split not in env.splits:
         raise ValueError(f"unknown split {split!r}; this environment has: {', '.join(env.splits)}")
-    fns = [functools.partial(TrialEnv, env.make_task_env(split, i if evaluation else None), env.episodes_per_trial)
+    if strategy not in ("sync", "async"):
+        raise ValueError(f"unknown vector strategy {strategy!r}; allowed: 'sync', 'async'")
+    make = TrialEnv if strategy == "sync" else _worker_trial_env
+    fns = [functools.partial(make, env.make_task_env(split, i if evaluation else None), env.episodes_per_trial)
            for i in range(num_envs)]
     if strategy == "sync":
         return gymnasium.vector.SyncVectorEnv(fns)
-    if strategy == "async":
-        # Spawned, not forked: forking a process that runs JAX's threads can deadlock.
+    # Workers are spawned, not forked (forking a process that runs JAX's threads can
+    # deadlock), and see only the CPU: unpickling an env imports hypermeta and so JAX, and
+    # on a GPU machine every worker would otherwise open its own GPU client.
+    saved = os.environ.get("JAX_PLATFORMS")
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    try:
         return gymnasium.vector.AsyncVectorEnv(fns, context="spawn")
-    raise ValueError(f"unknown vector strategy {strategy!r}; allowed: 'sync', 'async'")
+    finally:
+        if saved is None:
+            del os.environ["JAX_PLATFORMS"]
+        else:
+            os.environ["JAX_PLATFORMS"] = saved
+
+
+def _worker_trial_env(task_env: gymnasium.Env, episodes_per_trial: int) -> TrialEnv:
+    """A TrialEnv in an AsyncVectorEnv worker. The worker ignores Ctrl-C: the main process
+    turns it into a stop at the next chunk boundary and still needs its workers then."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return TrialEnv(task_env, episodes_per_trial)
 
 
 class JaxTaskEnv(gymnasium.Env):

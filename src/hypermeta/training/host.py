@@ -21,8 +21,12 @@ and reports the meta-episode return and the success rate (an episode succeeds if
 its steps does, Meta-World's convention).
 
 The environments' state lives in Python, outside the checkpoint: a resumed run starts
-fresh trials (the carry's reset flags restart the encoder, and VariBAD's running trials
-are emptied), which only costs the unfinished trials of the interrupted chunk.
+fresh trials (the carry's reset flags restart the encoder, VariBAD's running trials are
+emptied, the reward scaler's running return restarts), which only costs the unfinished
+trials of the interrupted chunk.
+
+All runs of an invocation step together (`parallel_runs` does not apply): R runs hold R x
+num_envs host environments.
 """
 
 from __future__ import annotations
@@ -109,8 +113,9 @@ class HostTrainer:
                             np.zeros(shape, np.float32), np.ones(shape, bool), old.hidden, shape)
         running = states.trials.running
         trials = states.trials.replace(running=running.replace(length=jnp.zeros_like(running.length)))
+        scaler = states.reward_scaler.replace(ret=jnp.zeros_like(states.reward_scaler.ret))  # returns of new trials
         self.started = True
-        return states.replace(carry=jax.tree.map(jnp.asarray, carry), trials=trials)
+        return states.replace(carry=jax.tree.map(jnp.asarray, carry), trials=trials, reward_scaler=scaler)
 
     def collect(self, states: RunState) -> tuple[RunState, Rollout, EnvCarry, Array]:
         """One rollout of every run; returns (states with their next keys, rollout, carry, update keys)."""
@@ -142,7 +147,8 @@ class HostTrainer:
         last_value = self._policy(states.params, states.norms, carry, step_keys[:, 0], use_task)[4]
         stacked = {name: np.stack(steps, axis=1) for name, steps in records.items()}  # (runs, T, envs, ...)
         zeros = np.zeros_like(stacked["episode"])
-        rollout = Rollout(**stacked, cell=zeros, cell_hit=zeros.astype(bool), init_hidden=states.carry.hidden,
+        # init_hidden is copied to the host: `states` (and so its carry) is donated to the update.
+        rollout = Rollout(**stacked, cell=zeros, cell_hit=zeros.astype(bool), init_hidden=np.asarray(states.carry.hidden),
                           last_value=last_value)
         return states.replace(key=next_key), rollout, carry, update_key
 
