@@ -380,6 +380,7 @@ def test_train_on_a_host_env_writes_split_metrics(counter, tmp_path):
             assert rate == pytest.approx((float(row[f"{p}episode_1_success"]) + float(row[f"{p}episode_2_success"])) / 2)
         assert np.isfinite(float(row["policy_loss"]))
     assert (tmp_path / "run" / "summary.json").exists()
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 10_000  # returns and success panels
 
 
 def test_host_run_resumes_after_a_stop(counter, tmp_path, monkeypatch):

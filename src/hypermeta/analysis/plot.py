@@ -16,20 +16,48 @@ from hypermeta.methods.registry import get_method
 from hypermeta.rundir import RunDir, atomic_write_bytes
 
 
-def plot_run(run: RunDir, cfg: TrainConfig) -> None:
-    """Meta-episode return against frames, one line per lr, reference returns as dashed lines."""
-    curves: dict[float, dict[int, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
-    for r in run.read_metrics():
-        curves[float(r["lr"])][int(r["seed"])].append((int(r["frames"]), float(r["meta_episode_return"])))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for lr, by_seed in sorted(curves.items()):
+def _curves(rows: list[dict], column: str) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """lr -> (frames, values of `column` per seed), truncated to the shortest seed."""
+    by_lr: dict[float, dict[int, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by_lr[float(r["lr"])][int(r["seed"])].append((int(r["frames"]), float(r[column])))
+    out = {}
+    for lr, by_seed in sorted(by_lr.items()):
         length = min(len(v) for v in by_seed.values())
         frames = np.array([f for f, _ in sorted(next(iter(by_seed.values())))[:length]])
-        values = np.array([[y for _, y in sorted(v)[:length]] for v in by_seed.values()])
+        out[lr] = frames, np.array([[y for _, y in sorted(v)[:length]] for v in by_seed.values()])
+    return out
+
+
+def _draw(ax, curves: dict[float, tuple[np.ndarray, np.ndarray]], style: str, suffix: str) -> None:
+    """Mean over seeds per lr (colour by lr), with a standard-error band."""
+    for i, (lr, (frames, values)) in enumerate(curves.items()):
         mean = values.mean(axis=0)
         sem = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros_like(mean)
-        ax.plot(frames, mean, label=f"lr {lr:g} ({len(values)} seeds)")
-        ax.fill_between(frames, mean - sem, mean + sem, alpha=0.25)
+        ax.plot(frames, mean, style, color=f"C{i}", label=f"lr {lr:g} ({len(values)} seeds){suffix}")
+        ax.fill_between(frames, mean - sem, mean + sem, color=f"C{i}", alpha=0.2)
+
+
+def plot_run(run: RunDir, cfg: TrainConfig) -> None:
+    """Meta-episode return against frames, one line per lr, reference returns as dashed lines.
+
+    Environments with a test task set (ML10) add its return as dashed lines, and those that
+    report success a second panel with the success rates."""
+    rows = run.read_metrics()
+    has_test = bool(rows) and "test_meta_episode_return" in rows[0]
+    has_success = bool(rows) and "success_rate" in rows[0]
+    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11.5 if has_success else 6.4, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    _draw(ax, _curves(rows, "meta_episode_return"), "-", " train tasks" if has_test else "")
+    if has_test:
+        _draw(ax, _curves(rows, "test_meta_episode_return"), "--", " test tasks")
+    if has_success:
+        _draw(axes[0, 1], _curves(rows, "success_rate"), "-", " train tasks" if has_test else "")
+        if has_test:
+            _draw(axes[0, 1], _curves(rows, "test_success_rate"), "--", " test tasks")
+        axes[0, 1].set_xlabel("frames")
+        axes[0, 1].set_ylabel("success rate (any step of an episode)")
+        axes[0, 1].legend(fontsize=8)
     for i, (name, value) in enumerate(env_spec(cfg.env).reference_returns.items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{7 + i % 3}", label=f"{name} {value:g}")
     ax.set_xlabel("frames")
