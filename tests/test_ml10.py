@@ -113,6 +113,7 @@ def test_test_split_and_evaluation_envs_cover_the_classes(ml10):
         train.close()
 
 
+@pytest.mark.filterwarnings("ignore:Constant:UserWarning")  # the scripted policy's own gains
 def test_success_reaches_the_trial_info():
     """Meta-World's scripted reach policy, shown the hidden goal (from the task vector),
     succeeds: `success` flows through TrialEnv."""

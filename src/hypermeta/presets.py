@@ -29,12 +29,13 @@ MEASURED_FPS = {
 }
 
 # The MuJoCo tasks and ML10 train slower (physics in every step): their own figures, 2-core
-# CPU, benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs). Not measured
-# on a GPU yet: those figures have no GPU estimate.
+# CPU, benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs; ML10 with its
+# 20 evaluation trials every 5 updates, so conservative). Not measured on a GPU yet: those
+# figures have no GPU estimate.
 _CHEETAH_CPU, _ANT_CPU = {"rnn": 1_980, "rnn-hn": 800}, {"rnn": 170, "rnn-hn": 120}
 ENV_FPS = {
     "cpu": {"cheetah-dir": _CHEETAH_CPU, "cheetah-vel": _CHEETAH_CPU, "ant-dir": _ANT_CPU, "ant-dir-angle": _ANT_CPU,
-            "walker-params": {"rnn": 580, "rnn-hn": 420}, "ml10": {"rnn-hn": 330}},
+            "walker-params": {"rnn": 580, "rnn-hn": 420}, "ml10": {"rnn": 490, "rnn-hn": 300, "vi-hn": 280}},
     "gpu": {},
 }
 
