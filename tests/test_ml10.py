@@ -81,6 +81,20 @@ def test_task_fixed_within_a_trial_and_new_for_the_next(ml10):
     assert not np.allclose(firsts[2][:39], firsts[0][:39])  # another class, another scene
 
 
+@pytest.mark.parametrize("split, n", [("train", 10), ("test", 5)])
+def test_every_class_restarts_the_same_scene_in_episode_two(ml10, split, n):
+    """For each class: the second episode starts where the first did (same task instance)."""
+    for i in range(n):
+        env = TrialEnv(ml10.make_task_env(split, evaluation_index=i), ml10.episodes_per_trial)
+        first, _ = env.reset(seed=i)
+        for _ in range(SHORT):
+            obs, _, _, _, info = env.step(np.ones(4, np.float32))
+        assert info["episode_done"] and not info["trial_done"], env.env.class_name
+        np.testing.assert_allclose(obs[:39], first[:39], atol=1e-6, err_msg=env.env.class_name)
+        assert not np.allclose(info["next_obs"][:18], first[:18])  # the hand did move in episode 1
+        env.close()
+
+
 def test_training_env_cycles_through_the_classes(ml10):
     task_env = ml10.make_task_env("train")
     rng = np.random.default_rng(3)
