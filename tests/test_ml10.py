@@ -169,3 +169,15 @@ def test_short_training_run_writes_train_and_test_metrics(monkeypatch, tmp_path)
             assert 0 <= ret <= 2 * 25 * 10  # Meta-World rewards lie in [0, 10]
             assert 0 <= float(row[f"{p}success_rate"]) <= 1
         assert np.isfinite(float(row["value_loss"]))
+
+
+def test_missing_metaworld_fails_before_a_run_directory_exists(monkeypatch, tmp_path, capsys):
+    from hypermeta.cli import main
+
+    monkeypatch.setitem(sys.modules, "metaworld", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--env", "ml10", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "pip install" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

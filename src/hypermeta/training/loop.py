@@ -16,7 +16,7 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta.config import TrainConfig
-from hypermeta.envs.registry import ENVIRONMENTS, env_spec, make_env
+from hypermeta.envs.registry import ENVIRONMENTS, make_env
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.observation import OBS_ENCODERS
@@ -28,7 +28,7 @@ from hypermeta.training.learner import Learner, pretrain_updates
 
 def validate(cfg: TrainConfig) -> None:
     """Reject impossible settings with a message naming the value and what is allowed."""
-    env_spec(cfg.env)
+    make_env(cfg.env)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
     get_method(cfg.method)
     p = cfg.ppo
     if cfg.frames <= 0:
