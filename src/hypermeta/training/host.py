@@ -93,24 +93,39 @@ class HostTrainer:
 
     # --- host loop -----------------------------------------------------------------------
 
-    def _carry(self, obs: np.ndarray, task: np.ndarray, episode: np.ndarray, prev_action: np.ndarray,
+    @staticmethod
+    def _carry(obs: np.ndarray, task: np.ndarray, episode: np.ndarray, prev_action: np.ndarray,
                prev_reward: np.ndarray, reset: np.ndarray, hidden: Array, shape: tuple[int, ...]) -> EnvCarry:
-        """An EnvCarry of host arrays; obs, task and episode come flat from the vector env and
-        are reshaped to `shape`, (runs, envs) or (envs,)."""
+        """An EnvCarry of host arrays, each given flat as the vector env returns it (one row per
+        env) and reshaped to `shape`, (runs, envs) or (envs,)."""
         r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
         return EnvCarry(trial_state=TrialState(env_state=np.zeros(shape, np.float32), task=r(task).astype(np.float32),
                                                episode=r(episode).astype(np.int32)),
-                        obs=r(obs).astype(np.float32), prev_action=prev_action, prev_reward=prev_reward,
-                        reset=reset, hidden=hidden)
+                        obs=r(obs).astype(np.float32), prev_action=r(prev_action).astype(np.float32),
+                        prev_reward=r(prev_reward).astype(np.float32), reset=r(reset).astype(bool), hidden=hidden)
+
+    def _first_carry(self, obs: np.ndarray, info: dict, hidden: Array, shape: tuple[int, ...]) -> EnvCarry:
+        """The carry of freshly reset envs: every env at a trial start (as `rollout.reset_carry`)."""
+        n = obs.shape[0]
+        a_dim = action_feature_dim(self.learner.wrapper.action_space)
+        return self._carry(obs, info["task"], np.zeros(n), np.zeros((n, a_dim)), np.zeros(n), np.ones(n, bool),
+                           hidden, shape)
+
+    def _next_carry(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Array,
+                    shape: tuple[int, ...]) -> EnvCarry:
+        """The carry after a vector-env step (as `rollout.env_step`): the encoder's previous
+        action and reward are zeros where a trial has just started."""
+        done = info["trial_done"]
+        a_feat = np.asarray(a_feat).reshape((done.shape[0], -1))
+        return self._carry(obs, info["next_task"], np.where(done, 0, info["episode"] + info["episode_done"]),
+                           np.where(done[:, None], 0.0, a_feat), np.where(done, 0.0, reward), done, hidden, shape)
 
     def start(self, states: RunState) -> RunState:
         """Fresh trials in every training env, seeded from each run's key."""
         shape = (self.num_runs, self.num_envs)
         seeds = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (self.num_envs,), 0, 2**31 - 1))(states.key)
         obs, info = self.envs.reset(seed=[int(s) for s in np.asarray(seeds).ravel()])
-        old = states.carry
-        carry = self._carry(obs, info["task"], np.zeros(obs.shape[0]), np.zeros(old.prev_action.shape, np.float32),
-                            np.zeros(shape, np.float32), np.ones(shape, bool), old.hidden, shape)
+        carry = self._first_carry(obs, info, states.carry.hidden, shape)
         running = states.trials.running
         trials = states.trials.replace(running=running.replace(length=jnp.zeros_like(running.length)))
         scaler = states.reward_scaler.replace(ret=jnp.zeros_like(states.reward_scaler.ret))  # returns of new trials
@@ -130,20 +145,16 @@ class HostTrainer:
                 states.params, states.norms, carry, step_keys[:, t], use_task)
             action = np.asarray(action)
             obs, reward, _, _, info = self.envs.step(action.reshape((-1,) + action.shape[2:]))
-            done = info["trial_done"].reshape(shape)
-            reward = reward.astype(np.float32).reshape(shape)
             for name, value_ in (("obs", carry.obs), ("prev_action", carry.prev_action),
                                  ("prev_reward", carry.prev_reward), ("reset", carry.reset), ("action", action),
-                                 ("log_prob", log_prob), ("value", value), ("reward", reward), ("done", done),
+                                 ("log_prob", log_prob), ("value", value),
+                                 ("reward", reward.astype(np.float32).reshape(shape)),
+                                 ("done", info["trial_done"].reshape(shape)),
                                  ("task", info["task"].reshape(shape + (-1,)).astype(np.float32)),
                                  ("episode", info["episode"].reshape(shape).astype(np.int32)), ("latent", latent),
                                  ("next_obs", info["next_obs"].reshape(shape + (-1,)).astype(np.float32))):
                 records[name].append(np.asarray(value_))
-            a_feat = np.asarray(a_feat)
-            episode = np.where(info["trial_done"], 0, info["episode"] + info["episode_done"])
-            carry = self._carry(obs, info["next_task"], episode,
-                                np.where(done[..., None], 0.0, a_feat).astype(np.float32),
-                                np.where(done, 0.0, reward).astype(np.float32), done, hidden, shape)
+            carry = self._next_carry(obs, reward, info, a_feat, hidden, shape)
         last_value = self._policy(states.params, states.norms, carry, step_keys[:, 0], use_task)[4]
         stacked = {name: np.stack(steps, axis=1) for name, steps in records.items()}  # (runs, T, envs, ...)
         zeros = np.zeros_like(stacked["episode"])
@@ -162,9 +173,7 @@ class HostTrainer:
         envs, k = self.eval_envs[split], self.env.episodes_per_trial
         n = envs.num_envs
         obs, info = envs.reset(seed=seed)
-        a_dim = action_feature_dim(self.learner.wrapper.action_space)
-        carry = self._carry(obs, info["task"], np.zeros(n), np.zeros((n, a_dim), np.float32), np.zeros(n, np.float32),
-                            np.ones(n, bool), self.learner.agent.initial_hidden((n,)), (n,))
+        carry = self._first_carry(obs, info, self.learner.agent.initial_hidden((n,)), (n,))
         active = np.ones(n, bool)
         returns, successes = np.zeros((n, k)), np.zeros((n, k))
         rows = np.arange(n)
@@ -177,9 +186,7 @@ class HostTrainer:
             active &= ~done
             if not active.any():
                 break
-            carry = self._carry(obs, info["next_task"], np.where(done, 0, episode + info["episode_done"]),
-                                np.where(done[:, None], 0.0, np.asarray(a_feat)).astype(np.float32),
-                                np.where(done, 0.0, reward).astype(np.float32), done, hidden, (n,))
+            carry = self._next_carry(obs, reward, info, a_feat, hidden, (n,))
         return returns, successes
 
     def evaluate(self, states: RunState, seeds: np.ndarray) -> dict[str, np.ndarray]:
