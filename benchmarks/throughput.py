@@ -15,7 +15,7 @@ evaluation per call) and prints one JSON line:
   every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
 
 Configurations: the default `TrainConfig` of the environment (`--env`, default grid-world:
-`hypermeta.config.family_defaults("grid-world")`, 16 envs x 60 steps = 960 frames per
+`hypermeta.sweep.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
 update, eval every 5 updates; mc-ls: 16 x 800 = 12,800, eval every 10) with the method
 replaced. One run is seed 73, lr 3e-4
 (the defaults); 15 runs are the paper's sweep, lrs 3e-3 1e-3 3e-4 1e-4 3e-5 x seeds
@@ -29,6 +29,7 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
 
     python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1
+    python benchmarks/throughput.py --methods rnn-hn --runs 1 --minibatch transitions envs   # PPO minibatch cost
     python benchmarks/throughput.py --methods all --runs 1 --chunks 2      # every method, one run
     python benchmarks/throughput.py --env mc-ls --methods rnn-hn --runs 1 --chunks 1
     # the MuJoCo tasks: env steps/s at 16 and 128 envs, then RNN and RNN+HN training
@@ -68,19 +69,21 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
 
 
 def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0,
-            vector_env: str = "sync") -> dict:
+            vector_env: str = "sync", minibatch: str = "") -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
     import jax
 
-    from hypermeta.config import family_defaults
+    from hypermeta.sweep import method_defaults
     from hypermeta.training.learner import Learner
     from hypermeta.training.loop import resolve_parallel_runs
 
-    base = family_defaults(env)
+    base = method_defaults(env, method)  # the family's settings as this method uses them
     if updates_per_chunk:
         base = dataclasses.replace(base, eval_interval=updates_per_chunk)
+    if minibatch:
+        base = dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, minibatch=minibatch))
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
                               lr=tuple(dict.fromkeys(lr for _, lr in pairs)))
@@ -111,6 +114,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "method": method,
         "runs": runs,
         "updates_per_chunk": cfg.eval_interval,
+        **({"minibatch": minibatch} if minibatch else {}),
         "parallel_runs": runs if learner.on_host else resolve_parallel_runs(parallel_runs) or runs,
         **({"vector_env": vector_env} if learner.on_host else {}),
         "backend": jax.default_backend(),
@@ -137,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="first print environment steps/s (benchmarks/env_steps.py) with these batch sizes")
     parser.add_argument("--vector-env", nargs="+", choices=["sync", "async"], default=["sync"],
                         help="gymnasium vector env(s) for host environments (ml10); JAX environments ignore it")
+    parser.add_argument("--minibatch", nargs="+", choices=["transitions", "envs"], default=[""],
+                        help="PPO minibatches (PPOConfig.minibatch) to measure; default: the family's")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.chunks < 1 or args.updates_per_chunk < 0:
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
         print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk,
-                                 args.vector_env[0])), flush=True)
+                                 args.vector_env[0], args.minibatch[0])), flush=True)
         return 0
 
     from hypermeta.envs.registry import env_spec
@@ -176,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                 for vector in vectors[name]:
                     print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2, vector=vector)), flush=True)
     failed = 0
-    configs = [(env, method, runs, vector) for env in args.env for method in args.methods for runs in args.runs
-               for vector in vectors[env]]
-    for env, method, runs, vector in configs:
+    configs = [(env, method, runs, vector, mb) for env in args.env for method in args.methods for runs in args.runs
+               for vector in vectors[env] for mb in args.minibatch]
+    for env, method, runs, vector, mb in configs:
         cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
                "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk),
-               "--vector-env", vector]
+               "--vector-env", vector] + (["--minibatch", mb] if mb else [])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:

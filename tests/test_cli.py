@@ -230,10 +230,31 @@ def test_resume_with_another_out_is_refused(capsys, tmp_path):
     assert_usage_error(code, err, "--out", "--resume", "drop --out")
 
 
-def test_minibatches_must_divide_num_envs(capsys, tmp_path):
-    argv = ["train", "--ppo.num-envs", "4", "--ppo.minibatches", "3", "--out", str(tmp_path / "r")]
+def test_env_minibatches_must_divide_num_envs(capsys, tmp_path):
+    argv = ["train", "--ppo.num-envs", "4", "--ppo.minibatches", "3", "--ppo.minibatch", "envs",
+            "--out", str(tmp_path / "r")]
     code, _, err = run_cli(argv, capsys)
     assert_usage_error(code, err, "--ppo.minibatches 3", "divide", "--ppo.num-envs 4")
+    assert not (tmp_path / "r").exists()
+
+
+def test_transition_minibatches_cannot_exceed_the_rollout(capsys, tmp_path):
+    argv = ["train", "--ppo.num-envs", "2", "--ppo.num-steps", "3", "--ppo.minibatches", "7",
+            "--out", str(tmp_path / "r")]
+    code, _, err = run_cli(argv, capsys)
+    assert_usage_error(code, err, "--ppo.minibatches 7", "6 transitions")
+    assert not (tmp_path / "r").exists()
+
+
+def test_proper_time_limits_need_an_environment_that_reports_them(capsys, tmp_path):
+    # Every registered JAX environment reports its time limits; a made-up "proper" on Grid-World is allowed.
+    from hypermeta.envs.registry import ENVIRONMENTS, make_env
+    from hypermeta.envs.trial import reports_timeouts
+
+    assert all(reports_timeouts(make_env(name)) for name in ENVIRONMENTS if name != "ml10")
+    argv = ["train", "--ppo.time-limit", "bootstrap", "--out", str(tmp_path / "r")]
+    code, _, err = run_cli(argv, capsys)
+    assert code != 0 and "bootstrap" in err
     assert not (tmp_path / "r").exists()
 
 
@@ -499,3 +520,64 @@ def test_stop_requests_leave_an_ignored_sigint_ignored():
         assert signal.getsignal(signal.SIGTERM) is term_before
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- method-dependent defaults
+
+END_TO_END = ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming", "rnn-hn-ti", "rnn-hn-bi", "rnn-s-ti")
+
+
+def test_grid_world_policy_state_embedding_is_the_papers_grid_comparison_size():
+    """25 for the end-to-end methods on every grid-world (the paper's Grid comparison of RNN, RNN+S
+    and RNN+HN, tuned over 5 25 125 625); 256, the authors' XL size, for every other method and
+    on every other environment."""
+    from hypermeta.config import GRID_WORLD
+    from hypermeta.sweep import method_defaults
+
+    assert GRID_WORLD.method == "rnn-hn" and GRID_WORLD.model.policy_state_embed == 25
+    assert set(END_TO_END) < set(METHODS)
+    for env, spec in ENVIRONMENTS.items():
+        for method in METHODS:
+            grid = spec.family is ENVIRONMENTS["grid-world"].family
+            expected = 25 if grid and method in END_TO_END else 256
+            cfg = method_defaults(env, method)
+            assert (cfg.env, cfg.method, cfg.model.policy_state_embed) == (env, method, expected)
+    assert method_defaults("grid-world-show", "RNN+HN").model.policy_state_embed == 25  # the paper's spelling
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--env", "grid-world-dense", "--method", "RNN+S"], 25),
+    (["--method", "rnn-hn"], 25),
+    (["--method", "ti-pp-hn"], 256),
+    (["--env", "grid-world", "--method=vi-hn"], 256),
+    (["--env", "cheetah-vel", "--method", "rnn-hn"], 256),
+    (["--method", "rnn-hn", "--model.policy-state-embed", "64"], 64),
+    (["--method", "vi-hn", "--model.policy-state-embed", "25"], 25),
+])
+def test_train_resolves_the_state_embedding_for_its_method(capsys, tmp_path, monkeypatch, argv, expected):
+    """The default depends on --method; an explicit --model.policy-state-embed wins; the stored
+    config.json holds the number."""
+    import hypermeta.training.loop as loop
+
+    calls = []
+    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False: calls.append(cfg) or type("Run", (), {"path": out})())
+    code, _, err = run_cli(["train", *argv, "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    (cfg,) = calls
+    assert cfg.model.policy_state_embed == expected
+    stored = json.loads(json.dumps(cfg.to_dict()))
+    assert stored["model"]["policy_state_embed"] == expected and TrainConfig.from_dict(stored) == cfg
+
+
+def test_resume_keeps_the_stored_state_embedding(capsys, tmp_path, monkeypatch):
+    """A run stored with 256 on Grid-World (before the default became 25) resumes with 256."""
+    import hypermeta.training.loop as loop
+
+    calls = []
+    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False: calls.append(cfg) or type("Run", (), {"path": out})())
+    stored = dataclasses.replace(TINY_STORED, method="rnn-hn",
+                                 model=dataclasses.replace(TINY_STORED.model, policy_state_embed=256))
+    write_config(tmp_path, stored)
+    code, _, err = run_cli(["train", "--resume", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert calls[0].model.policy_state_embed == 256

@@ -33,9 +33,15 @@ def setup(method: str):
     return learner, state, obs_rms, rollout
 
 
-def per_item_reference(agent, params, obs_rms, obs, latents):
+def everything(rollout, latents):
+    """One minibatch holding every transition of the rollout."""
+    return ppo.gather(rollout, latents, rollout.value, rollout.value, jnp.arange(rollout.reward.size))
+
+
+def per_item_reference(agent, params, obs_rms, obs, latents, normalize_latent=False):
     """Norms of d value[t, b] / d (latent[t, b], obs[t, b]) item by item, then averaged."""
     def value(latent, raw_obs):
+        latent = obs_rms.latent.normalize(latent) if normalize_latent else latent
         _, v = agent.apply(params, obs_rms.obs.normalize(raw_obs[None]), latent[None], method=Agent.policy)
         return v[0]
 
@@ -53,7 +59,7 @@ def per_item_reference(agent, params, obs_rms, obs, latents):
 def test_grad_info_matches_per_item_gradients(method):
     learner, state, obs_rms, rollout = setup(method)
     latents = ppo.replay_latents(learner.agent, state.params, rollout)
-    info = jax.jit(lambda p: ppo.latent_grad_info(learner.agent, p, obs_rms, rollout.obs, latents))(state.params)
+    info = jax.jit(lambda p: ppo.latent_grad_info(learner.agent, p, obs_rms, everything(rollout, latents)))(state.params)
     ref_latent, ref_state = per_item_reference(learner.agent, state.params, obs_rms, rollout.obs, latents)
     np.testing.assert_allclose(info["latent_grad_norm"], ref_latent, rtol=1e-4)
     np.testing.assert_allclose(info["state_grad_norm"], ref_state, rtol=1e-4, atol=1e-7)
@@ -71,7 +77,7 @@ def test_bias_hyperinit_starts_with_zero_latent_gradient():
     which the analysis must show as a zero latent gradient (the paper's point)."""
     learner, state, obs_rms, rollout = setup("rnn-hn")
     latents = ppo.replay_latents(learner.agent, state.params, rollout)
-    info = ppo.latent_grad_info(learner.agent, state.params, obs_rms, rollout.obs, latents)
+    info = ppo.latent_grad_info(learner.agent, state.params, obs_rms, everything(rollout, latents))
     assert float(info["latent_grad_norm"]) < 1e-6
     assert float(info["state_grad_norm"]) > 0
 
@@ -92,6 +98,34 @@ def test_update_logs_grad_info_at_pre_step_params_without_changing_training():
         np.testing.assert_array_equal(a, b)  # logging does not change the update
     # one epoch, one minibatch (all envs): the logged values are those of the initial params
     latents = ppo.replay_latents(learner.agent, state.params, rollout)
-    direct = ppo.latent_grad_info(learner.agent, state.params, obs_rms, rollout.obs, latents)
+    direct = ppo.latent_grad_info(learner.agent, state.params, obs_rms, everything(rollout, latents))
     for name, value in direct.items():
         np.testing.assert_allclose(stats_on[name], value, rtol=1e-4, err_msg=name)
+
+
+def test_grad_info_goes_through_the_latent_normaliser_of_variational_methods():
+    """VariBAD-type policies read the normalised latent: the analysis differentiates through
+    that normalisation (and through no stop-gradient), as acting computes the value."""
+    learner, state, obs_rms, rollout = setup("vi")
+    rng = np.random.default_rng(1)
+    obs_rms = obs_rms.replace(latent=RunningMeanStd.create((10,)).update(
+        jnp.asarray(rng.normal(2.0, 4.0, size=(200, 10)), jnp.float32)))
+    latents = rollout.latent
+    info = ppo.latent_grad_info(learner.agent, state.params, obs_rms, everything(rollout, latents))
+    ref_latent, ref_state = per_item_reference(learner.agent, state.params, obs_rms, rollout.obs, latents,
+                                               normalize_latent=True)
+    np.testing.assert_allclose(info["latent_grad_norm"], ref_latent, rtol=1e-4)
+    np.testing.assert_allclose(info["state_grad_norm"], ref_state, rtol=1e-4)
+    raw_latent, _ = per_item_reference(learner.agent, state.params, obs_rms, rollout.obs, latents)
+    assert abs(ref_latent - raw_latent) > 0.1 * ref_latent  # the normaliser matters on this data
+
+
+def test_grad_info_during_pretraining_reads_the_task_embedding():
+    """While a TI method pre-trains, the policy reads g(c_M): the latent has no influence."""
+    learner, state, obs_rms, rollout = setup("ti-pp")
+    mb = everything(rollout, rollout.latent)
+    pre = ppo.latent_grad_info(learner.agent, state.params, obs_rms, mb, use_task=True)
+    after = ppo.latent_grad_info(learner.agent, state.params, obs_rms, mb, use_task=False)
+    assert float(pre["latent_grad_norm"]) == 0.0
+    assert float(after["latent_grad_norm"]) > 0
+    assert float(pre["state_grad_norm"]) > 0

@@ -93,11 +93,12 @@ def test_trial_env_k_episodes_then_new_task():
                      info["next_obs"].tolist(), info["next_task"][0]))
         assert not terminated and not truncated  # the stream never stops
     # Episode 0: steps 1, 2, then the end: the new episode's first obs with done bit 1.
-    assert seen[0] == ([c * 10 + 1, 0.0], 0, False, False, c, [c * 10 + 1], c)
-    assert seen[2][:4] == ([c * 10, 1.0], 0, True, False) and seen[2][5] == [c * 10 + 3]
+    # next_obs carries the done bit of the episode end (as TrialWrapper's).
+    assert seen[0] == ([c * 10 + 1, 0.0], 0, False, False, c, [c * 10 + 1, 0.0], c)
+    assert seen[2][:4] == ([c * 10, 1.0], 0, True, False) and seen[2][5] == [c * 10 + 3, 1.0]
     # Episode 1 ends the trial: a new task, its first obs, done bit 0; next_obs is the old MDP's.
     obs6, ep, ep_done, trial_done, task, next_obs, next_task = seen[5]
-    assert (ep, ep_done, trial_done, task, next_obs) == (1, True, True, c, [c * 10 + 3])
+    assert (ep, ep_done, trial_done, task, next_obs) == (1, True, True, c, [c * 10 + 3, 1.0])
     assert next_task != c and obs6 == [next_task * 10, 0.0]
     assert env.env.resets == 3  # trial start, episode 2, next trial
 

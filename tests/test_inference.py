@@ -119,12 +119,18 @@ def test_elbo_terms_on_a_hand_made_trial(method):
                 rec += max(x, 0) - x * y + math.log1p(math.exp(-abs(x)))
             if method == "ti-naive":
                 pred = np.asarray(agent.apply(params, jnp.asarray(z[b, t]), method=lambda a, x: a.dec_task(x)))
-                task += np.sum((pred - np.asarray(trials.task[b])) ** 2)
+                task += np.mean((pred - np.asarray(trials.task[b])) ** 2)  # MSE over the target's dims
+    # The reference's reductions (VariBAD compute_loss): reconstruction averaged over the
+    # trials of the batch, KL and task terms summed over them.
     n = len(lengths)
-    np.testing.assert_allclose(stats["kl"], kl / n, rtol=1e-4)
+    np.testing.assert_allclose(stats["kl"], kl, rtol=1e-4)
     np.testing.assert_allclose(stats["reward_reconstruction"], rec / n, rtol=1e-4)
-    np.testing.assert_allclose(stats["task_inference_loss"], task / n, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(stats["elbo_loss"], (kl + rec + task) / n, rtol=1e-4)
+    np.testing.assert_allclose(stats["task_inference_loss"], task, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(stats["elbo_loss"], kl + rec / n + task, rtol=1e-4)
+    # "mean" averages every term over trials instead.
+    mean_cfg = dataclasses.replace(cfg, loss_reduction="mean")
+    _, mean_stats = inference.elbo_loss(params, agent, norms, trials, key, mean_cfg)
+    np.testing.assert_allclose(mean_stats["elbo_loss"], (kl + rec + task) / n, rtol=1e-4)
 
     # Padding is ignored: garbage beyond each trial's length changes nothing.
     garbage = trials.replace(obs=trials.obs.at[1, 3:].set(9.0), cell=trials.cell.at[1, 4:].set(24),
@@ -144,11 +150,39 @@ def test_elbo_subsampling_uses_a_subset_of_terms():
     assert 0 < float(sub["reward_reconstruction"]) < 0.5 * float(full["reward_reconstruction"])
 
 
+def test_elbo_subsampling_draws_within_each_trials_length():
+    """Sub-sampled ELBO terms and decode steps come from each trial's real steps, never
+    from the padding (MC-LS and early-terminating MuJoCo trials are shorter than the pad)."""
+    lengths = jnp.asarray([3, 60, 0], jnp.int32)
+    steps, valid = inference.elbo_steps(jax.random.PRNGKey(0), lengths, 60, 50)
+    steps, valid = np.asarray(steps), np.asarray(valid)
+    assert steps.shape == (3, 50)
+    assert steps[0].max() < 3 and set(steps[0]) == {0, 1, 2} and valid[0].all()
+    assert steps[1].max() > 40 and valid[1].all()
+    assert not valid[2].any()  # an empty trial contributes nothing
+
+
+def test_subsampled_kl_covers_the_drawn_elbo_terms_summed_over_trials():
+    learner, state = learner_and_state("vi")
+    trials = hand_made_trials(learner)
+    cfg = dataclasses.replace(learner.cfg.inference, elbo_subsample=4)
+    key = jax.random.PRNGKey(7)
+    stats = inference.elbo_loss(state.params, learner.agent, state.norms, trials, key, cfg)[1]
+    ld = MODEL.latent_dim
+    latents = inference.encode_trials(learner.agent, state.params, trials)
+    mu, logvar = latents[..., :ld], latents[..., ld:]
+    prior = lambda x: jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)  # noqa: E731
+    kl_steps = np.asarray(inference.gaussian_kl(mu, logvar, prior(mu), prior(logvar)))
+    ts, valid = inference.elbo_steps(jax.random.split(key, 3)[1], trials.length, trials.reward.shape[1], 4)
+    expected = sum(kl_steps[b, int(t)] for b in range(2) for t, v in zip(np.asarray(ts[b]), np.asarray(valid[b])) if v)
+    np.testing.assert_allclose(stats["kl"], expected, rtol=1e-5)
+
+
 # --------------------------------------------------------------------------- the trial buffer
 
 
 def test_trial_buffer_files_finished_trials_across_rollouts():
-    buf = TrialBuffer.create(capacity=4, num_envs=2, length=5, obs_dim=1, action_dim=1, raw_obs_dim=1, task_dim=1)
+    buf = TrialBuffer.create(capacity=4, num_envs=2, length=5, obs_dim=1, action_dim=1, next_obs_dim=1, task_dim=1)
     # env 0: trials of 3 steps; env 1: one trial of 5 steps. Two rollouts of 4 steps.
     done = np.zeros((8, 2), bool)
     done[[2, 5], 0] = True
@@ -186,7 +220,8 @@ def ppo_grads(method: str, perturb: bool = False):
     _, rollout = jax.jit(lambda s, k: collect(learner.wrapper, learner.agent, s.params, s.norms, s.carry, k, 30))(
         state, jax.random.PRNGKey(1))
     adv = jnp.asarray(np.random.default_rng(0).normal(size=rollout.value.shape), jnp.float32)
-    return jax.grad(lambda p: ppo.ppo_loss(p, learner.agent, state.norms, rollout, adv, rollout.value + 1.0,
+    every = jnp.arange(rollout.reward.size)
+    return jax.grad(lambda p: ppo.ppo_loss(p, learner.agent, state.norms, rollout, every, adv, rollout.value + 1.0,
                                            learner.cfg.ppo, False, 0.5)[0])(state.params)
 
 
@@ -372,3 +407,16 @@ def test_paper_spellings_resolve():
     for spelling, name in [("TI++HN", "ti-pp-hn"), ("BI++HN", "bi-pp-hn"), ("TI Naive", "ti-naive"), ("VI+HN", "vi-hn"),
                            ("Multi+HN", "multi-hn"), ("VariBAD", "vi"), ("TI+HN", "ti-hn"), ("RNN+HN+TI", "rnn-hn-ti")]:
         assert get_method(spelling).name == name
+
+
+def test_walker_state_decoder_reconstructs_the_done_bit():
+    """The reference's Walker state decoder predicts the 18 values of its VAE states
+    (17 observations + the done bit), from states that carry the bit too."""
+    learner = Learner(TrainConfig(env="walker-params", method="vi", model=MODEL, ppo=PPO,
+                                  inference=dataclasses.replace(INFERENCE, decode_reward=False, decode_state=True)))
+    state = jax.jit(learner.init)(jnp.int32(0), jnp.float32(1e-3))
+    kernel = state.params["params"]["dec_state"]
+    out = [leaf.shape[-1] for path, leaf in jax.tree_util.tree_leaves_with_path(kernel)
+           if "bias" in jax.tree_util.keystr(path)][-1]
+    assert out == 18 == learner.wrapper.observation_space.shape[0]
+    assert state.trials.trials.next_obs.shape[-1] == 18

@@ -4,7 +4,8 @@ semantics and the family settings.
 
 The C reference is the `mujoco` Python bindings stepping the same model (same physics
 options) with the same clipped actions; its observations and rewards are computed here
-from the C data with numpy, written from the task definitions, not from the env code.
+from the C data with numpy, written from the task definitions, not from the env code
+(control costs on the raw, unclipped action, as in the authors' envs).
 Comparisons are teacher-forced: every step starts both simulators from the MJX state, so
 a 100-step trajectory checks 100 transitions without chaos amplifying float32 rounding.
 """
@@ -63,8 +64,9 @@ def c_step(env, model: mujoco.MjModel, state: MjxState, action: np.ndarray) -> m
 
 
 def reference_transition(env, task: np.ndarray, state: MjxState, data: mujoco.MjData, action: np.ndarray):
-    """(observation, reward, episode_done) of the task definitions, from C data."""
-    a = np.clip(action, -1.0, 1.0)
+    """(observation, reward, episode_done) of the task definitions, from C data. The control
+    cost squares the raw action: the physics saw it clipped (c_step), the cost does not."""
+    a = np.asarray(action, np.float64)
     dt = env.models[0].opt.timestep * env.frame_skip
     done = int(state.t) + 1 >= env.max_episode_steps
     if isinstance(env, HalfCheetah):
@@ -91,7 +93,7 @@ def reference_transition(env, task: np.ndarray, state: MjxState, data: mujoco.Mj
 def compare_with_c(env, seed: int = 0, steps: int = STEPS) -> dict[str, np.ndarray]:
     """Teacher-forced errors of MJX against C MuJoCo along a `steps`-step random-action
     trajectory of one task (the episode restarts when it ends). Actions are drawn from
-    U(-1.2, 1.2) so that clipping is exercised too."""
+    U(-1.2, 1.2) so that clipping (physics) and the unclipped control cost are exercised too."""
     reset, step = jitted(env)
     key = jax.random.PRNGKey(seed)
     task = env.sample_task(key)
@@ -202,14 +204,51 @@ def test_cheetah_vel_reward_is_minus_speed_error_minus_control_cost():
         assert reward == pytest.approx(-abs(info["velocity"] - target), abs=1e-5)
 
 
-def test_actions_are_clipped_before_physics_and_cost():
+# (env, task, control-cost coefficient): the authors' half_cheetah_dir.py / half_cheetah_vel.py
+# 0.5 * 1e-1, ant_dir.py 0.5, walker2d_rand_params.py 1e-3, each times sum(action^2).
+CONTROL_COST_CASES = [
+    pytest.param(HalfCheetah(task="direction"), [1.0], 0.05, id="cheetah-dir"),
+    pytest.param(HalfCheetah(task="velocity"), [1.5], 0.05, id="cheetah-vel"),
+    pytest.param(AntDir(), [1.0], 0.5, id="ant-dir"),
+    pytest.param(WalkerParams(), None, 1e-3, id="walker-params"),
+]
+
+
+@pytest.mark.parametrize("env, task, coefficient", CONTROL_COST_CASES)
+def test_out_of_range_actions_are_clipped_for_the_physics_but_cost_their_full_square(env, task, coefficient):
+    """The authors' envs square the raw Gaussian action (nothing clips it before env.step);
+    MuJoCo's ctrlrange clamps what the motors get. Action 3.0 on every actuator therefore
+    moves the robot exactly as 1.0 does but costs coefficient * n * 9."""
+    task = env.sample_task(jax.random.PRNGKey(3)) if task is None else jnp.array(task)
+    n = env.action_space.shape[0]
+    state = at(env, task)
+    obs_big, next_big, r_big, _, info_big = step_at(env, state, np.full(n, 3.0), task)
+    obs_one, next_one, r_one, _, info_one = step_at(env, state, np.ones(n), task)
+    np.testing.assert_array_equal(obs_big, obs_one)  # the same physics
+    np.testing.assert_array_equal(next_big.qvel, next_one.qvel)
+    assert info_big["control_cost"] == pytest.approx(coefficient * n * 9.0, rel=1e-6)
+    assert info_one["control_cost"] == pytest.approx(coefficient * n * 1.0, rel=1e-6)
+    assert r_big == pytest.approx(r_one - coefficient * n * 8.0, abs=1e-4)
+    # The reward from its terms, written out per task.
+    v, cost = info_big["velocity"], coefficient * n * 9.0
+    if isinstance(env, HalfCheetah) and env.task == "direction":
+        expected = float(task[0]) * v - cost
+    elif isinstance(env, HalfCheetah):
+        expected = -abs(v - float(task[0])) - cost
+    elif isinstance(env, AntDir):
+        expected = v - cost - info_big["contact_cost"] + 1.0
+    else:
+        expected = v + 1.0 - cost
+    assert r_big == pytest.approx(expected, abs=1e-4)
+
+
+def test_control_cost_is_the_raw_actions_square_per_actuator():
     env = HalfCheetah(task="direction")
     task = jnp.array([1.0])
-    state = at(env, task)
-    obs_big, _, r_big, _, info_big = step_at(env, state, np.full(6, 3.0), task)
-    obs_one, _, r_one, _, info_one = step_at(env, state, np.ones(6), task)
-    np.testing.assert_array_equal(obs_big, obs_one)
-    assert r_big == r_one and info_big["control_cost"] == pytest.approx(0.05 * 6)
+    action = np.array([-3.0, -1.5, -0.5, 0.0, 2.0, 0.25], np.float32)
+    _, _, reward, _, info = step_at(env, at(env, task), action, task)
+    assert info["control_cost"] == pytest.approx(0.05 * (9 + 2.25 + 0.25 + 0 + 4 + 0.0625), rel=1e-6)
+    assert reward == pytest.approx(info["velocity"] - info["control_cost"], abs=1e-5)
 
 
 @pytest.mark.parametrize("env", [HalfCheetah(), AntDir(), WalkerParams()], ids=["cheetah", "ant", "walker"])

@@ -133,12 +133,14 @@ def test_running_mean_std_scalar():
 
 
 def _scaler_reference(ret0, rewards, dones, gamma):
+    """The reference's VecNormalize.step_wait: update the running return, zero it where the
+    trial ended, *then* record it in the statistics."""
     ret = ret0.astype(np.float64).copy()
     returns = np.zeros(rewards.shape)
     for t in range(rewards.shape[0]):
         ret = ret * gamma + rewards[t]
-        returns[t] = ret
         ret = np.where(dones[t], 0.0, ret)
+        returns[t] = ret
     return ret, returns
 
 
@@ -320,7 +322,7 @@ def test_replay_reproduces_acting_log_probs_and_values(rig):
 
     # PPO's first-epoch ratio is 1: zero KL, nothing clipped
     adv = jnp.asarray(np.random.default_rng(0).normal(size=r.reward.shape), jnp.float32)
-    _, (stats, _) = jax.jit(lambda p: ppo.ppo_loss(p, rig["agent"], rig["obs_rms"], r, adv, r.value, CFG.ppo))(params)
+    _, (stats, _) = jax.jit(lambda p: ppo.ppo_loss(p, rig["agent"], rig["obs_rms"], r, _every(r), adv, r.value, CFG.ppo))(params)
     assert abs(float(stats["approx_kl"])) < 1e-6
     assert float(stats["clip_fraction"]) == 0.0
 
@@ -337,6 +339,11 @@ def test_ppo_loss_changes_when_latents_would_be_wrong(rig):
 # --------------------------------------------------------------------------- the update
 
 
+def _every(rollout):
+    """Flat indices of every transition of a rollout (one minibatch of all of them)."""
+    return jnp.arange(rollout.reward.size)
+
+
 def _advantages(rollout, scaled, cfg):
     adv, targets = ppo.gae(scaled, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
     return (adv - adv.mean()) / (adv.std() + 1e-8), targets
@@ -348,7 +355,7 @@ def test_one_update_step_decreases_the_loss(rig):
     rollout = rig["rollouts"][2]  # contains a trial end and a trial start
     _, scaled = ppo.RewardScaler.create(CFG.ppo.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
     adv, targets = _advantages(rollout, scaled, cfg)
-    loss_fn = jax.jit(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, adv, targets, cfg))
+    loss_fn = jax.jit(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, _every(rollout), adv, targets, cfg))
     update = jax.jit(
         lambda p, o: ppo.update(agent, learner.tx, cfg, p, o, obs_rms, rollout, scaled, jnp.float32(3e-4), jax.random.PRNGKey(0))
     )
@@ -369,7 +376,7 @@ def test_encoder_gets_gradients_through_bptt(rig):
     rollout = rig["rollouts"][1]
     _, scaled = ppo.RewardScaler.create(cfg.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
     adv, targets = _advantages(rollout, scaled, cfg)
-    grads = jax.jit(jax.grad(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, adv, targets, cfg)[0]))(params)
+    grads = jax.jit(jax.grad(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, _every(rollout), adv, targets, cfg)[0]))(params)
     g = grads["params"]
     encoder = [k for k in g if k.startswith(("enc_", "gru"))]
     assert set(encoder) == {"enc_state", "enc_reward", "gru", "enc_head"}
@@ -400,3 +407,103 @@ def test_optimizer_clips_encoder_and_policy_separately(rig):
     for k, sub in direction["params"].items():
         for x in jax.tree.leaves(sub):
             assert float(jnp.min(x)) > 0.5, k
+
+
+# --------------------------------------------------------------------------- the reference's semantics
+
+
+def test_proper_time_limits_zero_the_timeout_steps_advantage():
+    """`use_proper_time_limits` (online_storage._compute_returns): the step that ends a trial
+    at its time limit gets advantage 0 and its own value as target; the steps before it
+    bootstrap from V(s_t) instead of a terminal 0."""
+    rewards = jnp.asarray([[1.0], [2.0], [3.0]])
+    values = jnp.asarray([[0.5], [0.25], [4.0]])
+    dones = jnp.asarray([[False], [False], [True]])
+    timeouts = dones
+    gamma, lam = 0.9, 0.8
+    adv, target = ppo.gae(rewards, values, dones, jnp.asarray([7.0]), gamma, lam, timeouts)
+    assert float(adv[2, 0]) == 0.0 and float(target[2, 0]) == 4.0
+    d1 = 2.0 + gamma * 4.0 - 0.25  # bootstraps from V(s_2); the timeout step adds nothing
+    d0 = 1.0 + gamma * 0.25 - 0.5
+    np.testing.assert_allclose(adv[:, 0], [d0 + gamma * lam * d1, d1, 0.0], rtol=1e-6)
+    # Terminal semantics (the default on Grid and MC-LS): the last step is a true end.
+    adv_t, _ = ppo.gae(rewards, values, dones, jnp.asarray([7.0]), gamma, lam)
+    np.testing.assert_allclose(adv_t[2, 0], 3.0 - 4.0, rtol=1e-6)
+
+
+def test_trials_report_timeouts_only_at_the_trial_end(rig):
+    """Grid-World's episodes all end at their time limit; only the trial's last one is a
+    timeout for PPO (episode ends inside a trial are never cut, pitfall 7.3)."""
+    timeout, done = _cat(rig["rollouts"], "timeout"), _cat(rig["rollouts"], "done")
+    np.testing.assert_array_equal(timeout, done)
+    assert done.any()
+
+
+def test_transition_minibatches_partition_all_transitions():
+    """The reference's feed_forward_generator: each minibatch is a random subset of all
+    T x E transitions, so over an update a minibatch mixes environments and time steps."""
+    T, E, M = 60, 16, 4
+    idx = np.asarray(ppo.minibatch_indices(jax.random.PRNGKey(0), T, E, M, "transitions"))
+    assert idx.shape == (M, T * E // M)
+    np.testing.assert_array_equal(np.sort(idx.ravel()), np.arange(T * E))
+    for mb in idx:
+        steps, envs = mb // E, mb % E
+        assert len(np.unique(envs)) == E  # every environment in every minibatch
+        assert steps.min() < 5 and steps.max() > T - 5  # the whole step range
+    # "envs" (the previous default): whole sequences of E / M environments per minibatch.
+    idx = np.asarray(ppo.minibatch_indices(jax.random.PRNGKey(0), T, E, M, "envs"))
+    np.testing.assert_array_equal(np.sort(idx.ravel()), np.arange(T * E))
+    for mb in idx:
+        assert len(np.unique(mb % E)) == E // M and len(mb) == T * E // M
+
+
+@pytest.mark.parametrize("mode", ["transitions", "envs"])
+def test_update_replays_the_encoder_before_every_minibatch(rig, mode):
+    """`update` equals the explicit loop: per minibatch, the loss on its transitions with
+    the encoder replayed over the whole rollout with the *current* parameters."""
+    learner, agent, obs_rms = rig["learner"], rig["agent"], rig["obs_rms"]
+    cfg = dataclasses.replace(CFG.ppo, epochs=1, minibatches=2, minibatch=mode)
+    rollout = rig["rollouts"][2]
+    _, scaled = ppo.RewardScaler.create(cfg.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
+    key, lr = jax.random.PRNGKey(5), jnp.float32(1e-3)
+    params0, opt0 = rig["params"], learner.tx.init(rig["params"])
+    new_params, _, _ = jax.jit(lambda p, o: ppo.update(agent, learner.tx, cfg, p, o, obs_rms, rollout, scaled, lr, key))(
+        params0, opt0)
+
+    adv, targets = ppo.gae(scaled, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+    order = ppo.minibatch_indices(jax.random.split(key, 1)[0], NUM_STEPS, cfg.num_envs, 2, mode)
+    grad = jax.jit(jax.grad(lambda p, i: ppo.ppo_loss(p, agent, obs_rms, rollout, i, adv, targets, cfg)[0]))
+    params, opt = params0, opt0
+    for idx in order:
+        direction, opt = learner.tx.update(grad(params, idx), opt, params)
+        params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
+    for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_single_late_transition_trains_the_encoder_through_the_whole_rollout(rig):
+    """Full BPTT: the loss of one transition at the rollout's last step reaches the GRU's
+    recurrent weights through every earlier step (the replay starts at init_hidden)."""
+    agent, obs_rms, params = rig["agent"], rig["obs_rms"], rig["params"]
+    rollout = rig["rollouts"][1]  # no trial boundary inside: one long sequence per env
+    adv = jnp.ones_like(rollout.reward)
+    last = jnp.asarray([(NUM_STEPS - 1) * CFG.ppo.num_envs])
+    g_init = jax.grad(lambda h: ppo.ppo_loss(params, agent, obs_rms, rollout.replace(init_hidden=h), last, adv,
+                                             rollout.value, CFG.ppo)[0])(rollout.init_hidden)
+    assert float(jnp.abs(g_init[0]).max()) > 0  # env 0's first hidden state matters
+    assert float(jnp.abs(g_init[1:]).max()) == 0.0  # the other environments' do not
+
+
+def test_encoder_has_its_own_adam_eps():
+    """The reference's encoder optimiser is a separate torch Adam (eps 1e-8) while the
+    policy's uses 1e-5 on Grid: a gradient of 1e-6 moves the encoder by ~lr, the policy by ~lr/11."""
+    learner = Learner(CFG)
+    params = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32)).params
+    tx = ppo.make_optimizer(CFG.ppo)
+    grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-6), params)
+    direction, _ = tx.update(grads, tx.init(params), params)
+    for name, sub in direction["params"].items():
+        value = float(jax.tree.leaves(sub)[0].ravel()[0])
+        expected = 1e-6 / (1e-6 + (1e-8 if name.startswith(("enc_", "gru")) else 1e-5))
+        np.testing.assert_allclose(value, expected, rtol=1e-3, err_msg=name)

@@ -317,3 +317,167 @@ def test_reproduce_fig7_uses_the_four_mc_ls_seeds(tmp_path, capsys, monkeypatch)
     assert code == 0, err
     assert [(c.env, c.methods, c.seeds) for c in sweeps] == [("mc-ls", ("rnn-hn", "vi-hn"), (73, 20, 3, 99))]
     assert "60M frames x 40 runs" in out and "[ready]" in out  # 2 methods x 5 lrs x 4 seeds
+
+
+# --------------------------------------------------------------------------- per-environment budgets
+
+PAPER_FRAMES = {  # frames per run in the paper (the authors' experiment_sets/all_envs.py num_frames)
+    "grid-world": 4_000_000, "grid-world-show": 4_000_000, "grid-world-dense": 4_000_000,
+    "cheetah-dir": 75_000_000, "cheetah-vel": 75_000_000, "ant-dir": 75_000_000, "walker-params": 75_000_000,
+    "mc-ls": 60_000_000, "ml10": 100_000_000,
+}
+
+
+def test_every_preset_trains_each_environment_for_the_papers_budget():
+    from hypermeta.presets import FIGURES
+
+    for figure in FIGURES.values():
+        assert figure.budgets() == {env: PAPER_FRAMES[env] for env in figure.envs}, figure.name
+    assert FIGURES["fig12"].budgets() == {"grid-world": 4_000_000, "walker-params": 75_000_000}  # Walker: not 4M
+
+
+def test_reproduce_trains_and_estimates_each_environment_at_its_own_budget(tmp_path, capsys, monkeypatch):
+    """fig12 = Grid-World at 4M frames and Walker at 75M, in the sweeps, the hour estimate and
+    the listing; --frames N puts every environment at N."""
+    import hypermeta.analysis.report as report
+    import hypermeta.sweep as sweep
+    from hypermeta.presets import ENV_FPS, FIGURES, MEASURED_FPS
+
+    sweeps = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
+    code, out, err = run_cli(["reproduce", "fig12", "--lr", "1e-3", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert [(c.env, c.frames) for c in sweeps] == [("grid-world", 4_000_000), ("walker-params", 75_000_000)]
+    assert "grid-world 4M, walker-params 75M frames x 180 runs" in out  # the listing line
+    assert "grid-world 4M, walker-params 75M frames x 1 lrs x 3 seeds per method" in out  # this run
+    fig12 = FIGURES["fig12"]
+    expected = 0.0
+    for env, fps in (("grid-world", MEASURED_FPS["cpu"]), ("walker-params", ENV_FPS["cpu"]["walker-params"])):
+        expected += sum(3 * PAPER_FRAMES[env] / fps.get(m, min(fps.values())) for m in fig12.methods)
+    assert fig12.hours("cpu", lrs=1) == pytest.approx(expected / 3600)
+    sweeps.clear()
+    code, out, err = run_cli(["reproduce", "fig12", "--frames", "9600", "--lr", "1e-3", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert [(c.env, c.frames) for c in sweeps] == [("grid-world", 9600), ("walker-params", 9600)]
+    assert "9,600 frames x 1 lrs" in out
+
+
+# --------------------------------------------------------------------------- policy state-embedding axis
+
+
+def test_state_embedding_sweep_has_one_run_directory_per_size(tmp_path):
+    """--state-embeds 5 25 125: a directory per size for every method whose policy reads the
+    state (the method's default size keeps the plain name), RNN once; without it, unchanged."""
+    import dataclasses
+
+    from hypermeta.sweep import SWEEP_LRS, plan
+
+    base = SweepConfig(env="grid-world", methods=("rnn", "rnn-s", "RNN+HN", "vi-hn"), frames=9600)
+    planned = plan(dataclasses.replace(base, state_embeds=(5, 25, 125)), tmp_path)
+    got = {path.relative_to(tmp_path).as_posix(): cfg.model.policy_state_embed for cfg, path in planned}
+    assert got == {
+        "grid-world/rnn": 25,  # RNN's policy has no state embedding: one run directory, the family's value
+        "grid-world/rnn-s_state-embed-5": 5, "grid-world/rnn-s": 25, "grid-world/rnn-s_state-embed-125": 125,
+        "grid-world/rnn-hn_state-embed-5": 5, "grid-world/rnn-hn": 25, "grid-world/rnn-hn_state-embed-125": 125,
+        # VI+HN's default is 256, so each of these sizes is named
+        "grid-world/vi-hn_state-embed-5": 5, "grid-world/vi-hn_state-embed-25": 25,
+        "grid-world/vi-hn_state-embed-125": 125,
+    }
+    for cfg, path in planned:  # only the size differs from the method's default configuration
+        assert cfg.frames == 9600 and cfg.lr == SWEEP_LRS and cfg.method == path.name.split("_")[0]
+    default = {path.relative_to(tmp_path).as_posix(): cfg.model.policy_state_embed for cfg, path in plan(base, tmp_path)}
+    assert default == {"grid-world/rnn": 25, "grid-world/rnn-s": 25, "grid-world/rnn-hn": 25, "grid-world/vi-hn": 256}
+
+
+def test_state_embedding_sweep_reuses_the_default_sweep(tmp_path, capsys, monkeypatch):
+    """`hypermeta sweep`, then the same with --state-embeds 5 25: only the size-5 run trains."""
+    import hypermeta.training.loop as loop
+
+    trained = []
+
+    def fake_train(cfg, path, resume=False, show_progress=True):  # a finished run directory
+        path.mkdir(parents=True)
+        (path / "config.json").write_text(json.dumps(cfg.to_dict()))
+        (path / "summary.json").write_text("{}")
+        trained.append((path.name, cfg.model.policy_state_embed))
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    argv = ["sweep", "--methods", "rnn", "rnn-hn", "--frames", "9600", "--lr", "1e-3", "--seeds", "1",
+            "--out", str(tmp_path)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert trained == [("rnn", 25), ("rnn-hn", 25)]
+    code, out, err = run_cli([*argv, "--state-embeds", "5", "25"], capsys)
+    assert code == 0, err
+    assert trained[2:] == [("rnn-hn_state-embed-5", 5)]
+    assert "rnn: finished, skipped" in out and "rnn-hn: finished, skipped" in out
+    assert str(tmp_path / "grid-world" / "rnn-hn_state-embed-5") in out  # the done line lists every directory
+
+
+@pytest.mark.parametrize("sizes, fragment", [
+    (["0", "25"], "--state-embeds sizes must be >= 1"),
+    (["25", "25"], "--state-embeds names 25 more than once"),
+])
+def test_state_embedding_sweep_checks_sizes_before_training(tmp_path, capsys, sizes, fragment):
+    code, _, err = run_cli(["sweep", "--state-embeds", *sizes, "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and fragment in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_reproduce_fig9_tunes_the_state_embedding_on_request(tmp_path, capsys, monkeypatch):
+    """fig9 trains the tuned size (25) by default; --state-embeds redoes the paper's tuning.
+    fig5 trains every method at 256, as the authors' Grid set did."""
+    import hypermeta.analysis.report as report
+    import hypermeta.sweep as sweep
+
+    sweeps = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
+    base = ["--envs", "grid-world", "--frames", "9600", "--lr", "1e-3", "--out", str(tmp_path)]
+    code, _, err = run_cli(["reproduce", "fig9", *base], capsys)
+    assert code == 0, err
+    assert sweeps[-1].state_embeds is None
+    assert [c.model.policy_state_embed for c, _ in sweep.plan(sweeps[-1], tmp_path)] == [25, 25, 25]
+    code, out, err = run_cli(["reproduce", "fig9", *base, "--state-embeds", "5", "25", "125", "625"], capsys)
+    assert code == 0, err
+    assert sweeps[-1].state_embeds == (5, 25, 125, 625)
+    assert "x 4 state embeddings (5 25 125 625) per method" in out
+    assert len(sweep.plan(sweeps[-1], tmp_path)) == 1 + 2 * 4  # RNN once, RNN+S and RNN+HN per size
+    code, _, err = run_cli(["reproduce", "fig5", *base], capsys)
+    assert code == 0, err
+    assert {c.model.policy_state_embed for c, _ in sweep.plan(sweeps[-1], tmp_path)} == {256}
+
+
+def _fake_runs(planned, score) -> None:
+    """Finished run directories of `planned` with constant returns score(size, lr, seed)."""
+    for cfg, path in planned:
+        path.mkdir(parents=True)
+        (path / "config.json").write_text(json.dumps(cfg.to_dict()))
+        rows = [{"seed": s, "lr": lr, "update": u, "frames": u * 960,
+                 "meta_episode_return": score(cfg.model.policy_state_embed, lr, s)}
+                for lr in cfg.lr for s in cfg.seeds for u in (1, 2, 3, 4)]
+        pd.DataFrame(rows).to_csv(path / "metrics.csv", index=False)
+        (path / "summary.json").write_text("{}")
+
+
+def test_report_chooses_the_state_embedding_with_the_learning_rate(tmp_path):
+    """As the paper's appendix 8.2 tuned it: per environment and method, the best (state
+    embedding, lr) pair by the mean over seeds of the average return is reported."""
+    from hypermeta.sweep import plan
+
+    planned = plan(SweepConfig(env="grid-world", methods=("rnn", "rnn-s"), lr=(1e-3, 3e-4), seeds=(1, 2),
+                               frames=3840, state_embeds=(5, 25, 125)), tmp_path / "sweep")
+    _fake_runs(planned, lambda size, lr, seed: {5: 1.0, 25: 2.0, 125: 3.0}[size] * (2 if lr == 1e-3 else 1) + seed / 10)
+    df = load_runs([tmp_path / "sweep"])
+    assert sorted(df.loc[df["method"] == "rnn-s", "state_embed"].unique()) == [5, 25, 125]
+    assert set(df.loc[df["method"] == "rnn", "state_embed"]) == {0}  # RNN's policy has no state embedding
+    best = stats.best_lrs(df).set_index("method")
+    assert (best.loc["rnn-s", "state_embed"], best.loc["rnn-s", "lr"]) == (125, 1e-3)
+    chosen = stats.select_best(df)
+    assert {tuple(r) for r in chosen.loc[chosen["method"] == "rnn-s", ["state_embed", "lr"]].to_numpy()} == {(125, 1e-3)}
+    write_report([tmp_path / "sweep"], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| grid-world | RNN+S | 0.001 | 125 |" in text
+    scores = pd.read_csv(tmp_path / "report" / "scores.csv")
+    assert len(scores[scores["method"] == "rnn-s"]) == 3 * 2 * 2  # every size x lr x seed is its own run

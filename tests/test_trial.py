@@ -62,6 +62,8 @@ def _record(obs, state, reward, done, info):
         info_task=info["task"],
         info_episode=info["episode"],
         info_episode_done=info["episode_done"],
+        info_next_obs=info["next_obs"],
+        info_timeout=info["timeout"],
         task=state.task,
         episode=state.episode,
         pos=state.env_state.pos,
@@ -215,6 +217,14 @@ def test_episode_and_trial_boundaries():
     np.testing.assert_array_equal(tr["t"], np.broadcast_to(s % EP, (n, steps)))
     # other observations are the true positions
     np.testing.assert_array_equal(tr["obs"][..., :2], tr["pos"].astype(np.float32))
+    # next_obs (what VariBAD decoders reconstruct) is the MDP's observation after the step,
+    # with the reference's done bit of the episode end (also at the trial's end)
+    assert tr["info_next_obs"].shape == (n, steps, 3)
+    np.testing.assert_array_equal(tr["info_next_obs"][..., 2], np.broadcast_to(s % EP == 0, (n, steps)))
+    np.testing.assert_array_equal(tr["info_next_obs"][..., :2][:, ~firsts], tr["obs"][:, ~firsts, :2])
+    # Grid-World episodes end only at their time limit; only the trial's end is reported
+    # as a timeout (for "proper time limits"), never an episode end inside the trial.
+    np.testing.assert_array_equal(tr["info_timeout"], tr["done"])
 
 
 def test_episode_end_returns_the_next_episodes_first_observation():

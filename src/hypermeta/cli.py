@@ -1,8 +1,8 @@
 """`hypermeta` command line (tyro): every TrainConfig field is an option.
 
-Defaults come from the chosen environment's family, so `hypermeta train --env X
---help` shows the paper's settings for X; with `--resume DIR` they come from the
-run being resumed, and any option given must agree with it.
+Defaults come from the chosen environment's family and method, so `hypermeta train
+--env X --method M --help` shows the paper's settings for M on X; with `--resume DIR`
+they come from the run being resumed, and any option given must agree with it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Literal
 
 import tyro
 
-from hypermeta.config import TrainConfig, family_defaults
+from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS, get_method
-from hypermeta.sweep import SWEEP_LRS, SweepConfig
+from hypermeta.sweep import SWEEP_LRS, SweepConfig, method_defaults
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def _description() -> str:
 def _prescan(argv: list[str]) -> argparse.Namespace:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--env", default=None)
+    pre.add_argument("--method", default=None)
     pre.add_argument("--resume", default=None)
     return pre.parse_known_args(argv)[0]
 
@@ -66,7 +67,8 @@ def train_main(argv: list[str]) -> None:
     else:
         if pre.env is not None:
             env_spec(pre.env)  # a clear error for an unknown name before tyro parses anything
-        base = family_defaults(pre.env or TrainConfig.env)
+        # Some defaults depend on the method (the policy state embedding on grid-worlds).
+        base = method_defaults(pre.env or TrainConfig.env, pre.method or TrainConfig.method)
     default = TrainArgs(**{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)})
     args = tyro.cli(TrainArgs, args=argv, default=default, description=_description(), prog="hypermeta train")
     # Store the canonical method name, so 'RNN+HN' and 'rnn-hn' are the same run.
@@ -122,7 +124,8 @@ def sweep_main(argv: list[str]) -> None:
 @dataclass(frozen=True)
 class ReproduceArgs:
     frames: int | None = None
-    """Frames per run (default: the paper's budget for the figure)."""
+    """Frames per run on every environment (default: the paper's budget of each environment:
+    4M on grid-worlds, 75M on MuJoCo, 60M on MC-LS, 100M on ML10)."""
     lr: tuple[float, ...] = SWEEP_LRS
     """Policy learning rates."""
     seeds: tuple[int, ...] | None = None
@@ -133,15 +136,19 @@ class ReproduceArgs:
     """Directory of the sweeps and the report (default: runs/FIGURE)."""
     parallel_runs: int = 0
     """Runs vmapped side by side (0 = auto: all on a GPU, 1 on a CPU)."""
+    state_embeds: tuple[int, ...] | None = None
+    """Policy state-embedding sizes to tune over, as `hypermeta sweep --state-embeds` (the paper
+    tuned fig9's over 5 25 125 625; the report picks the best); default: the figure's."""
 
 
 def reproduce_main(argv: list[str]) -> None:
-    from hypermeta.presets import FIGURES, describe, format_hours, get_figure
+    from hypermeta.presets import FIGURES, describe, format_frames, format_hours, get_figure
 
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] not in ("-h", "--help", "--list"):
             raise UsageError(f"hypermeta reproduce needs a figure first, e.g. 'hypermeta reproduce fig9'; got {argv[0]!r}")
-        print("usage: hypermeta reproduce FIGURE [--frames N] [--lr ...] [--seeds ...] [--envs ...] [--out DIR]\n")
+        print("usage: hypermeta reproduce FIGURE [--frames N] [--lr ...] [--seeds ...] [--envs ...] "
+              "[--state-embeds ...] [--out DIR]\n")
         print("\n".join(describe(f) for f in FIGURES.values()))
         return
     figure = get_figure(argv[0])
@@ -156,16 +163,20 @@ def reproduce_main(argv: list[str]) -> None:
         raise UsageError(f"--frames must be positive, got {args.frames}")
     out = args.out or Path("runs") / figure.name
     seeds = figure.seeds if args.seeds is None else args.seeds
-    frames = figure.frames if args.frames is None else args.frames
+    frames = {env: figure.budget(env) if args.frames is None else args.frames for env in envs}
+    state_embeds = figure.state_embeds() if args.state_embeds is None else args.state_embeds
+    sizes = 1 if state_embeds is None else len(state_embeds)
     print(describe(figure))
-    hours = {d: figure.hours(d, frames, len(args.lr), len(seeds), tuple(envs)) for d in ("cpu", "gpu")}
-    print(f"this run: {', '.join(envs)}; {frames:,} frames x {len(args.lr)} lrs x {len(seeds)} seeds per method; "
-          f"{format_hours(hours['cpu'], 'a 2-core CPU')}, {format_hours(hours['gpu'], 'one H100')}")
+    hours = {d: figure.hours(d, args.frames, len(args.lr), len(seeds), tuple(envs), sizes) for d in ("cpu", "gpu")}
+    per_size = "" if state_embeds is None else f" x {sizes} state embeddings ({' '.join(map(str, state_embeds))})"
+    print(f"this run: {', '.join(envs)}; {format_frames(frames)} x {len(args.lr)} lrs x {len(seeds)} seeds{per_size} "
+          f"per method; {format_hours(hours['cpu'], 'a 2-core CPU')}, {format_hours(hours['gpu'], 'one H100')}")
     from hypermeta.sweep import run_sweep
 
     for env in envs:
-        run_sweep(SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=seeds, frames=frames,
-                              parallel_runs=args.parallel_runs, grad_info=figure.grad_info), out)
+        run_sweep(SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=seeds, frames=frames[env],
+                              parallel_runs=args.parallel_runs, grad_info=figure.grad_info,
+                              state_embeds=state_embeds), out)
     files = write_report([out], out / "report", title=f"{figure.name}: {figure.caption}")
     print(f"done: report in {out / 'report'} ({', '.join(p.name for p in files)})")
 

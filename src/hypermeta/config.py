@@ -33,11 +33,30 @@ class ModelConfig:
     latent_dim: int = 5
     """The encoder's linear head outputs 2 * latent_dim features (the reference's [mean, logvar])."""
     policy_state_embed: int = 256
-    """tanh embedding of the normalised state for the policy (RNN+S, RNN+HN)."""
+    """tanh embedding of the normalised state for the policy (every method but RNN, whose policy
+    never sees the state). Default 256, the authors' "XL" policy; 25 for the end-to-end methods
+    on the grid-worlds (RNN+S, RNN+HN, ...: the size the paper's Grid comparison used, tuned over
+    5 25 125 625). Methods without an end-to-end encoder (VI, TI, BI, Multi) default to 256
+    everywhere (`for_method`)."""
     policy_latent_embed: int = 25
     """tanh projection of the latent: the hypernetwork's input for +HN methods."""
     policy_hidden: tuple[int, ...] = (256, 128)
     """Hidden layers of the actor and the critic base networks (tanh)."""
+
+    def for_method(self, method: str) -> "ModelConfig":
+        """A family's sizes as `method` uses them by default.
+
+        A family's `policy_state_embed` is its end-to-end methods' size (RNN+S, RNN+HN and the
+        RNN + task-inference combinations). The authors build every method with a separately
+        trained encoder or none (VI, VI+HN, TI*, BI++HN, Multi+HN) with the "XL" policy, state
+        embedding 256, on every environment (experiment_sets/models.py l.558-589); only their
+        end-to-end models were re-sized on Grid-World (models.py l.564). Apply it to family
+        defaults, before command-line options (hypermeta.sweep.method_defaults)."""
+        from hypermeta.methods.registry import get_method
+
+        if get_method(method).encoder == "rl":
+            return self
+        return dataclasses.replace(self, policy_state_embed=ModelConfig.policy_state_embed)  # the XL 256
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,11 @@ class PPOConfig:
     """Steps per environment per update; the hidden state is carried across rollouts."""
     epochs: int = 2
     minibatches: int = 4
-    """Minibatches split the environment axis: each replays whole sequences (full BPTT)."""
+    minibatch: Literal["transitions", "envs"] = "transitions"
+    """How an epoch is split into minibatches. "transitions" (the reference's): random
+    subsets of all num_envs x num_steps transitions, the encoder replayed over the whole
+    rollout before each minibatch step. "envs": whole sequences of num_envs / minibatches
+    environments per minibatch (cheaper replay; each Adam step sees fewer tasks)."""
     clip: float = 0.05
     """PPO ratio clip; also the value-clip range."""
     value_coef: float = 0.5
@@ -57,11 +80,20 @@ class PPOConfig:
     gamma: float = 0.95
     gae_lambda: float = 0.95
     adam_eps: float = 1e-5
+    """Adam eps of the actor-critic (the reference's policy optimiser)."""
+    encoder_adam_eps: float = 1e-8
+    """Adam eps of the trajectory encoder where PPO trains it (the reference's encoder
+    optimiser is a separate torch Adam with its default eps)."""
     max_grad_norm: float = 0.5
     """Clipped separately for the encoder and for the actor-critic, as in the reference."""
     reward_clip: float = 10.0
     """Rewards for PPO are divided by the running std of the discounted return, then clipped."""
     lr_schedule: Literal["constant", "linear"] = "constant"
+    time_limit: Literal["terminal", "proper"] = "terminal"
+    """A trial that ends at a time limit: "terminal" (a true end: nothing is bootstrapped) or
+    "proper" (the reference's `use_proper_time_limits` on MuJoCo and ML10: the timeout step's
+    advantage is 0 and its value target its own value). Only trial ends are affected:
+    timeouts of episodes inside a trial are never cut (original-implementation.md 7.3)."""
 
     @property
     def frames_per_update(self) -> int:
@@ -88,8 +120,18 @@ class InferenceConfig:
     buffer_trials: int = 5_000
     """Completed trials kept for the ELBO (the reference keeps 100k on Grid, i.e. all)."""
     elbo_subsample: int = 0
-    """Random ELBO terms and decode steps per trial (0 = all; the reference uses 50 on MuJoCo)."""
+    """Random ELBO terms and decode steps per trial, drawn with replacement within each
+    trial's real length (0 = all; the reference uses 50 on MuJoCo and MC-LS)."""
+    resample_decodes: bool = False
+    """With `elbo_subsample`: decode as many steps per ELBO term as the batch's longest
+    trial has, drawn with replacement within each trial (the reference's
+    `vae_resample_decodes`, MC-LS), instead of `elbo_subsample` of them."""
     kl_weight: float = 1.0
+    loss_reduction: Literal["reference", "mean"] = "reference"
+    """How the ELBO's terms are reduced over the trials of a batch. "reference": the
+    reconstruction terms are averaged over trials, the KL and task-inference terms summed
+    over them (VariBAD's `compute_loss`; the paper's kl_weight and task-inference
+    coefficients were tuned with it). "mean": every term averaged over trials."""
     decode_reward: bool = True
     """Reconstruct rewards: Bernoulli per cell on grid-worlds, regression elsewhere."""
     decode_state: bool = False
@@ -165,8 +207,11 @@ class TrainConfig:
         )
 
 
-GRID_WORLD = TrainConfig()
-"""Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5."""
+GRID_WORLD = TrainConfig(model=ModelConfig(policy_state_embed=25))
+"""Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5.
+The end-to-end methods' policy state embedding is 25: the paper's Grid comparison of RNN, RNN+S
+and RNN+HN tuned it over 5 25 125 625 (appendix 8.2) and 25 won for RNN+S and RNN+HN
+(experiment_sets/models.py l.564); the other methods keep 256 (`ModelConfig.for_method`)."""
 
 
 MC_LS = TrainConfig(
@@ -175,7 +220,7 @@ MC_LS = TrainConfig(
     eval_interval=10,
     model=ModelConfig(encoder_action_embed=8, encoder_reward_embed=8),
     ppo=PPOConfig(num_steps=800, lr_schedule="linear"),
-    inference=InferenceConfig(buffer_trials=1_000, elbo_subsample=50),
+    inference=InferenceConfig(buffer_trials=1_000, elbo_subsample=50, resample_decodes=True),
 )
 """MC-LS family: 16 x 800 frames per update, 60M frames, lr decayed linearly to 0, four seeds,
 action and reward embeddings of 8; clip 0.05, entropy 0.1, gamma = lambda = 0.95, Adam eps
@@ -184,7 +229,7 @@ action and reward embeddings of 8; clip 0.05, entropy 0.1, gamma = lambda = 0.95
 
 
 _MUJOCO_PPO = PPOConfig(
-    num_steps=400, clip=0.1, entropy_coef=0.01, gamma=0.97, gae_lambda=0.9, adam_eps=1e-8
+    num_steps=400, clip=0.1, entropy_coef=0.01, gamma=0.97, gae_lambda=0.9, adam_eps=1e-8, time_limit="proper"
 )
 _MUJOCO_INFERENCE = InferenceConfig(
     pretrain_updates=563, kl_weight=0.1, updates=1, batch_trials=10, buffer_trials=10_000,
@@ -226,7 +271,7 @@ ML10 = TrainConfig(
     eval_trials=10,
     model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
     ppo=PPOConfig(num_envs=8, num_steps=600, minibatches=8, clip=0.1, entropy_coef=0.001, gamma=0.97, gae_lambda=0.9,
-                  adam_eps=1e-8, reward_clip=1e5),
+                  adam_eps=1e-8, reward_clip=1e5, time_limit="proper"),
     inference=InferenceConfig(pretrain_updates=563, kl_weight=1.0, updates=3, batch_trials=10, buffer_trials=10_000,
                               elbo_subsample=50, decode_state=True, reward_decoder=(128, 64, 32),
                               state_decoder=(128, 64, 32), task_decoder=(64, 32)),

@@ -1,25 +1,28 @@
 """The paper's figures as named sweeps: `hypermeta reproduce NAME`.
 
-Each preset says which environments and methods a figure compares, its frame budget
-per run, and how long the full protocol (5 learning rates x 3 seeds per method and
-environment) takes on the machines we measured (`benchmarks/throughput.py`).
+Each preset says which environments and methods a figure compares, the frame budget
+per run on each of its environments (the environment family's, as in the paper), and
+how long the full protocol (5 learning rates x 3 seeds per method and environment)
+takes on the machines we measured (`benchmarks/throughput.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypermeta.config import family_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS
-from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS
+from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS, reads_state
 
 GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 
 # Frames per second, summed over runs, measured with benchmarks/throughput.py at the
 # paper's Grid-World sizes: a 2-core CPU (runs one after another; auto parallel_runs)
 # and one H100 with all 15 runs of a sweep vmapped. Methods not measured yet use the
-# slowest measured figure.
+# slowest measured figure. Measured with a policy state embedding of 256: the end-to-end
+# methods' Grid default is now 25 (a smaller hypernetwork), so their hour estimates err long.
 MEASURED_FPS = {
     "cpu": {"rnn": 6_200, "rnn-s": 7_200, "rnn-hn": 1_200, "rnn-hn-kaiming": 1_200,
             "vi": 5_400, "vi-hn": 1_200, "ti-naive": 6_160, "ti": 5_300, "ti-pp": 6_180, "ti-hn": 1_160,
@@ -48,24 +51,47 @@ class Figure:
     caption: str
     envs: tuple[str, ...]
     methods: tuple[str, ...]
-    frames: int
-    """Frames per run in the paper."""
+    frames: int | None = None
+    """Frames per run on every environment; None (the paper's figures): each environment's own
+    budget, its family's `TrainConfig.frames` (4M on grid-worlds, 75M on MuJoCo, ...)."""
     grad_info: bool = False
     note: str = ""
     seeds: tuple[int, ...] = SWEEP_SEEDS
     """The paper's seeds for this figure (MC-LS adds a fourth)."""
+    state_embed: int | None = None
+    """Policy state embedding of every method; None: each method's default on the environment
+    (25 for the end-to-end methods on grid-worlds, 256 otherwise)."""
 
     def missing(self) -> list[str]:
         """Environments and methods of this figure that are not implemented yet."""
         return [e for e in self.envs if e not in ENVIRONMENTS] + [m for m in self.methods if m not in METHODS]
 
-    def runs(self, lrs: int = len(SWEEP_LRS), seeds: int | None = None) -> int:
-        return len(self.envs) * len(self.methods) * lrs * (len(self.seeds) if seeds is None else seeds)
+    def budget(self, env: str) -> int:
+        """Frames per run on `env` in the paper."""
+        return self.frames if self.frames is not None else family_defaults(env).frames
+
+    def budgets(self) -> dict[str, int]:
+        """{env: frames per run} of the implemented environments."""
+        return {env: self.budget(env) for env in self.envs if env in ENVIRONMENTS}
+
+    def state_embeds(self) -> tuple[int, ...] | None:
+        """The sweep's `state_embeds` for this figure."""
+        return None if self.state_embed is None else (self.state_embed,)
+
+    def _configs(self, method: str, state_embeds: int) -> int:
+        """Configurations per lr x seed: one per state-embedding size if the policy reads the state."""
+        return state_embeds if method in METHODS and reads_state(method) else 1
+
+    def runs(self, lrs: int = len(SWEEP_LRS), seeds: int | None = None, state_embeds: int = 1) -> int:
+        seeds = len(self.seeds) if seeds is None else seeds
+        return len(self.envs) * sum(self._configs(m, state_embeds) for m in self.methods) * lrs * seeds
 
     def hours(self, device: str, frames: int | None = None, lrs: int = len(SWEEP_LRS),
-              seeds: int | None = None, envs: tuple[str, ...] | None = None) -> float | None:
+              seeds: int | None = None, envs: tuple[str, ...] | None = None, state_embeds: int = 1) -> float | None:
         """Expected wall-clock hours of the protocol on `device` ('cpu' or 'gpu'), for all of
-        the figure's environments or `envs`; None where an environment was not measured there."""
+        the figure's environments or `envs`, each at its own budget unless `frames` is given,
+        with `state_embeds` sizes per method that reads the state; None where an environment
+        was not measured there."""
         seeds = len(self.seeds) if seeds is None else seeds
         total = 0.0
         for env in self.envs if envs is None else envs:
@@ -73,8 +99,23 @@ class Figure:
             if fps is None:
                 return None
             slowest = min(fps.values())  # methods not measured: the slowest measured figure
-            total += sum(lrs * seeds * (frames or self.frames) / fps.get(m, slowest) for m in self.methods)
+            budget = frames or self.budget(env)
+            total += sum(self._configs(m, state_embeds) * lrs * seeds * budget / fps.get(m, slowest)
+                         for m in self.methods)
         return total / 3600
+
+
+def _count(frames: int) -> str:
+    return f"{frames / 1e6:g}M" if frames % 100_000 == 0 else f"{frames:,}"
+
+
+def format_frames(budgets: dict[str, int]) -> str:
+    """'4M frames', or per environment when they differ: 'grid-world 4M, walker-params 75M frames'."""
+    if not budgets:
+        return "? frames"
+    if len(set(budgets.values())) == 1:
+        return f"{_count(next(iter(budgets.values())))} frames"
+    return ", ".join(f"{env} {_count(frames)}" for env, frames in budgets.items()) + " frames"
 
 
 def format_hours(hours: float | None, where: str) -> str:
@@ -85,26 +126,33 @@ def format_hours(hours: float | None, where: str) -> str:
     return f"about {hours:,.{digits}f} h on {where}"
 
 
+# Budgets: each environment's own (`Figure.budget`: its family's frames, the authors'
+# experiment_sets/all_envs.py num_frames): 4M on the grid-worlds, 75M on the MuJoCo tasks, 60M on
+# MC-LS, 100M on ML10. Policy state embedding: fig5 and fig15 use 256 for every method (the
+# authors' Grid set trains RNN_HN at the "XL" size, all_envs.py l.14-47; the paper's appendix 8.2
+# makes 256 the rule, its exception being the RNN / RNN+S / RNN+HN comparison, i.e. fig9).
 FIGURES: dict[str, Figure] = {f.name: f for f in [
     Figure("fig5", "Grid-worlds: RNN+HN against the task-inference baselines", GRID_WORLDS,
-           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), 4_000_000),
+           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), state_embed=256),
     Figure("fig6", "MuJoCo: RNN+HN against the task-inference baselines",
            ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
-           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn"), 75_000_000),
-    Figure("fig7", "MC-LS: RNN+HN against VI+HN", ("mc-ls",), ("rnn-hn", "vi-hn"), 60_000_000,
-           seeds=(73, 20, 3, 99)),
-    Figure("fig9", "Grid-worlds: RNN, RNN+S and RNN+HN", GRID_WORLDS, ("rnn", "rnn-s", "rnn-hn"), 4_000_000),
+           ("rnn-hn", "ti-pp-hn", "ti", "ti-naive", "vi-hn")),
+    Figure("fig7", "MC-LS: RNN+HN against VI+HN", ("mc-ls",), ("rnn-hn", "vi-hn"), seeds=(73, 20, 3, 99)),
+    Figure("fig9", "Grid-worlds: RNN, RNN+S and RNN+HN", GRID_WORLDS, ("rnn", "rnn-s", "rnn-hn"),
+           note="Policy state embedding 25 for RNN+S and RNN+HN, the size the paper tuned over "
+                "--state-embeds 5 25 125 625 (RNN has none)."),
     Figure("fig10", "MuJoCo: RNN, RNN+S and RNN+HN", ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params"),
-           ("rnn", "rnn-s", "rnn-hn"), 75_000_000),
+           ("rnn", "rnn-s", "rnn-hn")),
     Figure("fig11", "Latent-gradient analysis: returns and gradient norms", ("grid-world",),
-           ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming"), 4_000_000, grad_info=True,
-           note="The paper measures this on walker-params (30M frames): hypermeta sweep --env walker-params --grad-info."),
+           ("rnn", "rnn-s", "rnn-hn", "rnn-hn-kaiming"), grad_info=True,
+           note="The paper measures this on walker-params (30M frames): hypermeta sweep --env walker-params "
+                "--methods rnn rnn-s rnn-hn rnn-hn-kaiming --frames 30000000 --grad-info."),
     Figure("fig12", "Choice of task-inference baselines", ("grid-world", "walker-params"),
-           ("ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn"), 4_000_000),
+           ("ti-naive", "ti", "ti-pp", "ti-hn", "ti-pp-hn", "bi-pp-hn")),
     Figure("fig15", "End-to-end and task-inference objectives together", ("grid-world",),
-           ("rnn-hn", "rnn-hn-ti", "rnn-hn-bi", "rnn-s-ti", "ti-pp-hn"), 4_000_000,
+           ("rnn-hn", "rnn-hn-ti", "rnn-hn-bi", "rnn-s-ti", "ti-pp-hn"), state_embed=256,
            note="aux weight: --inference.aux-weight (the paper tries 0.1 and 0.5)."),
-    Figure("fig16", "Meta-World ML10: RNN+HN against VI+HN", ("ml10",), ("rnn-hn", "vi-hn"), 100_000_000),
+    Figure("fig16", "Meta-World ML10: RNN+HN against VI+HN", ("ml10",), ("rnn-hn", "vi-hn")),
 ]}
 
 
@@ -123,10 +171,12 @@ def get_figure(name: str) -> Figure:
 
 
 def describe(figure: Figure) -> str:
-    """One line: what the figure trains, its budget and its expected duration."""
+    """One line: what the figure trains, its budgets and its expected duration."""
     status = "ready" if not figure.missing() else f"needs {', '.join(figure.missing())}"
     line = (f"{figure.name}: {figure.caption}. {', '.join(figure.envs)} x {', '.join(figure.methods)}; "
-            f"{figure.frames / 1e6:g}M frames x {figure.runs()} runs")
+            f"{format_frames(figure.budgets())} x {figure.runs()} runs")
+    if figure.state_embed is not None:
+        line += f"; policy state embedding {figure.state_embed}"
     if not figure.missing():
         line += f"; {format_hours(figure.hours('cpu'), 'a 2-core CPU')}, {format_hours(figure.hours('gpu'), 'one H100')}"
     return f"{line} [{status}]" + (f" {figure.note}" if figure.note else "")

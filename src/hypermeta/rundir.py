@@ -2,6 +2,7 @@
 
     config.json     the TrainConfig (written once, atomically)
     metrics.csv     one row per evaluation per run (appended; repaired on resume)
+    diverged.json   only if a run diverged: {"seed=S,lr=LR": {"update", "non_finite"}}
     checkpoints/    orbax checkpoints of all runs' states (atomic by orbax)
     curve.png       learning curves
     summary.json    written last: its presence means the run finished
@@ -9,7 +10,9 @@
 Every file except metrics.csv is written to a temporary name and renamed into
 place. metrics.csv is appended row by row for speed; on resume, rows past the
 restored checkpoint (and a torn last line after a crash) are dropped and the file
-is rewritten atomically, so no evaluation is lost or counted twice.
+is rewritten atomically, so no evaluation is lost or counted twice. diverged.json
+is rewritten whenever a run is first seen non-finite; on resume, records past the
+restored checkpoint are dropped with the rows they describe.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def run_key(seed: int, lr: float) -> str:
+    """How summary.json and diverged.json name a run: 'seed=73,lr=0.0003' (lr as metrics.csv writes it)."""
+    return f"seed={int(seed)},lr={float(lr)}"
+
+
 class RunDir:
     """The files of one `hypermeta train` invocation."""
 
@@ -54,6 +62,7 @@ class RunDir:
         self.config_path = self.path / "config.json"
         self.metrics_path = self.path / "metrics.csv"
         self.summary_path = self.path / "summary.json"
+        self.diverged_path = self.path / "diverged.json"
         self.curve_path = self.path / "curve.png"
         self._checkpoints: ocp.CheckpointManager | None = None
 
@@ -90,12 +99,38 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------------
     def append_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows; columns the file does not have yet (a run directory written by an
+        older version, resumed) are added by rewriting it atomically, older rows empty there."""
+        fields = list(rows[0])
+        header = self._metrics_header()
+        if header is not None and header != fields:
+            if set(fields) <= set(header):
+                fields = header
+            else:
+                fields = header + [c for c in fields if c not in header]
+                old = self.read_metrics()
+                self._rewrite_metrics(fields, old)
         new = not self.metrics_path.exists()
         with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=fields, restval="")
             if new:
                 writer.writeheader()
             writer.writerows(rows)
+
+    def _metrics_header(self) -> list[str] | None:
+        if not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0:
+            return None
+        with open(self.metrics_path, newline="") as f:
+            return next(csv.reader(f), None)
+
+    def _rewrite_metrics(self, fields: list[str], rows: list[dict[str, Any]]) -> None:
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.metrics_path, buf.getvalue().encode())
 
     def read_metrics(self) -> list[dict[str, str]]:
         if not self.metrics_path.exists():
@@ -114,13 +149,28 @@ class RunDir:
         if not rows:
             self.metrics_path.unlink()
             return
-        import io
+        self._rewrite_metrics(fields, rows)
 
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_bytes(self.metrics_path, buf.getvalue().encode())
+    # -- divergence ------------------------------------------------------------------
+    def read_diverged(self) -> dict[str, dict[str, Any]]:
+        """{run_key: {"update": first update seen non-finite, "non_finite": [names]}} ({} if none)."""
+        if not self.diverged_path.exists():
+            return {}
+        return json.loads(self.diverged_path.read_text())
+
+    def write_diverged(self, records: dict[str, dict[str, Any]]) -> None:
+        atomic_write_json(self.diverged_path, records)
+
+    def truncate_diverged(self, max_update: int) -> None:
+        """Keep only records with update <= max_update (resume: later ones are found again)."""
+        records = self.read_diverged()
+        kept = {k: r for k, r in records.items() if int(r["update"]) <= max_update}
+        if kept == records:
+            return
+        if kept:
+            self.write_diverged(kept)
+        else:
+            self.diverged_path.unlink()
 
     # -- checkpoints -------------------------------------------------------------------
     @property

@@ -4,6 +4,11 @@ A sweep is one run directory per method (`OUT/ENV/METHOD`), each an ordinary
 `hypermeta train` run whose (seed, lr) pairs train in one compiled program. Running
 the same sweep again skips finished methods and resumes interrupted ones from their
 last checkpoint, so a sweep can be stopped and continued at any time.
+
+`--state-embeds` adds the paper's other tuned axis (appendix 8.2: the policy's state
+embedding on Grid-World, 5 25 125 625): one run directory per size for every method whose
+policy reads the state, `OUT/ENV/METHOD` for the method's default size and
+`OUT/ENV/METHOD_state-embed-N` for the others, so a tuning sweep re-uses the default sweep.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ SWEEP_SEEDS: tuple[int, ...] = (73, 20, 3)
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One environment, several methods, the paper's learning-rate x seed grid."""
+    """One environment, several methods, the paper's learning-rate x seed grid (x policy
+    state-embedding sizes with `state_embeds`)."""
 
     env: str = "grid-world"
     """Environment name."""
@@ -41,10 +47,45 @@ class SweepConfig:
     """Runs vmapped side by side (0 = auto: all on a GPU, 1 on a CPU); the rest follow in turn."""
     grad_info: bool = False
     """Log the latent-gradient analysis (paper Figure 11)."""
+    state_embeds: tuple[int, ...] | None = None
+    """Policy state-embedding sizes to tune over, e.g. 5 25 125 625 as the paper did on
+    Grid-World: every size is its own lr x seed sweep (OUT/ENV/METHOD_state-embed-N; the
+    method's default size stays OUT/ENV/METHOD). RNN has no state embedding: it trains
+    once. Default: each method's default size (--model.policy-state-embed of train)."""
+
+
+def method_defaults(env: str, method: str) -> TrainConfig:
+    """The paper's settings for `method` on `env`: its family's, with the method-dependent
+    defaults resolved (`ModelConfig.for_method`: the policy state embedding) and the method
+    stored under its canonical name."""
+    base = family_defaults(env)
+    name = get_method(method).name
+    return dataclasses.replace(base, method=name, model=base.model.for_method(name))
+
+
+def reads_state(method: str) -> bool:
+    """Whether the method's policy embeds the state (all but RNN: `networks/agent.py`)."""
+    return get_method(method).conditioning != "latent"
+
+
+def run_dir_name(method: str, state_embed: int, default_state_embed: int) -> str:
+    """METHOD, or METHOD_state-embed-N for a size other than the method's default."""
+    return method if state_embed == default_state_embed else f"{method}_state-embed-{state_embed}"
+
+
+def _check_state_embeds(sizes: tuple[int, ...]) -> None:
+    if not sizes:
+        raise UsageError("--state-embeds needs at least one size")
+    if min(sizes) < 1:
+        raise UsageError(f"--state-embeds sizes must be >= 1, got {list(sizes)}")
+    duplicates = sorted({s for s in sizes if sizes.count(s) > 1})
+    if duplicates:
+        raise UsageError(f"--state-embeds names {', '.join(map(str, duplicates))} more than once")
 
 
 def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
-    """The (config, run directory) of every method, checked before anything trains."""
+    """The (config, run directory) of every method and state-embedding size, checked before
+    anything trains."""
     env_spec(sweep.env)
     methods = [get_method(m).name for m in sweep.methods]  # planned or unknown names fail here
     if not methods:
@@ -52,14 +93,20 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
     duplicates = sorted({m for m in methods if methods.count(m) > 1})
     if duplicates:
         raise UsageError(f"--methods names {', '.join(duplicates)} more than once")
-    base = family_defaults(sweep.env)
-    frames = base.frames if sweep.frames is None else sweep.frames
-    return [
-        (dataclasses.replace(base, method=m, frames=frames, seeds=tuple(sweep.seeds), lr=tuple(sweep.lr),
-                             parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info),
-         out / sweep.env / m)
-        for m in methods
-    ]
+    if sweep.state_embeds is not None:
+        _check_state_embeds(tuple(sweep.state_embeds))
+    planned = []
+    for m in methods:
+        base = method_defaults(sweep.env, m)
+        cfg = dataclasses.replace(
+            base, frames=base.frames if sweep.frames is None else sweep.frames, seeds=tuple(sweep.seeds),
+            lr=tuple(sweep.lr), parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info)
+        default = base.model.policy_state_embed
+        sizes = sweep.state_embeds if sweep.state_embeds is not None and reads_state(m) else (default,)
+        for size in sizes:
+            sized = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, policy_state_embed=size))
+            planned.append((sized, out / sweep.env / run_dir_name(m, size, default)))
+    return planned
 
 
 def _stored_config(path: Path) -> TrainConfig:
@@ -85,7 +132,8 @@ def status(cfg: TrainConfig, path: Path) -> str:
 
 
 def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list[Path]:
-    """Train every method of the sweep into `out/ENV/METHOD`; returns the run directories."""
+    """Train every method (and state-embedding size) of the sweep into `out/ENV/METHOD[...]`;
+    returns the run directories."""
     from hypermeta.training.loop import Stopped, train, validate
 
     planned = plan(sweep, out)
@@ -94,15 +142,16 @@ def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list
         validate(cfg)
         states.append(status(cfg, path))  # refuse a conflicting directory before training anything
     for (cfg, path), state in zip(planned, states):
+        label = path.name  # the method, or METHOD_state-embed-N
         if state == "finished":
-            print(f"{cfg.method}: finished, skipped ({path})")
+            print(f"{label}: finished, skipped ({path})")
             continue
         if state == "resume":
-            print(f"{cfg.method}: resuming {path}")
+            print(f"{label}: resuming {path}")
             cfg = dataclasses.replace(_stored_config(path), parallel_runs=cfg.parallel_runs)
         try:
             train(cfg, path, resume=state == "resume", show_progress=show_progress)
         except Stopped as e:
-            raise Stopped(f"{cfg.method}: {e.where}; run the same command again to continue the sweep "
+            raise Stopped(f"{label}: {e.where}; run the same command again to continue the sweep "
                           "(finished methods are skipped, interrupted ones resume)", e.where) from None
     return [path for _, path in planned]

@@ -1,4 +1,7 @@
-"""curve.png of a run directory: mean over seeds per learning rate, with a standard-error band."""
+"""curve.png of a run directory: mean over seeds per learning rate, with a standard-error band.
+
+Evaluations of a run marked diverged (metrics.csv `diverged` = 1) are left out: a learning
+rate's curve ends where one of its seeds diverged, and its legend entry says so."""
 
 from __future__ import annotations
 
@@ -16,11 +19,32 @@ from hypermeta.methods.registry import get_method
 from hypermeta.rundir import RunDir, atomic_write_bytes
 
 
+def _diverged(row: dict) -> bool:
+    return row.get("diverged") not in (None, "", "0")
+
+
+def _divergence(rows: list[dict]) -> dict[float, str]:
+    """lr -> ' (seed S diverged at update U, ...)' for the lrs with a diverged seed."""
+    first: dict[float, dict[int, int]] = defaultdict(dict)
+    for r in rows:
+        if _diverged(r):
+            seeds = first[float(r["lr"])]
+            seeds[int(r["seed"])] = min(seeds.get(int(r["seed"]), int(r["update"])), int(r["update"]))
+    return {lr: " (" + ", ".join(f"seed {s} diverged at update {u}" for s, u in sorted(seeds.items())) + ")"
+            for lr, seeds in first.items()}
+
+
 def _curves(rows: list[dict], column: str) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """lr -> (frames, values of `column` per seed), truncated to the shortest seed."""
+    """lr -> (frames, values of `column` per seed), truncated to the shortest seed.
+
+    Rows of diverged runs are dropped, so an lr's curve ends where a seed diverged (an lr
+    whose seed diverged at its first evaluation has an empty curve)."""
     by_lr: dict[float, dict[int, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        by_lr[float(r["lr"])][int(r["seed"])].append((int(r["frames"]), float(r[column])))
+        seeds = by_lr[float(r["lr"])]
+        seeds.setdefault(int(r["seed"]), [])
+        if not _diverged(r):
+            seeds[int(r["seed"])].append((int(r["frames"]), float(r[column])))
     out = {}
     for lr, by_seed in sorted(by_lr.items()):
         length = min(len(v) for v in by_seed.values())
@@ -29,12 +53,18 @@ def _curves(rows: list[dict], column: str) -> dict[float, tuple[np.ndarray, np.n
     return out
 
 
-def _draw(ax, curves: dict[float, tuple[np.ndarray, np.ndarray]], style: str, suffix: str) -> None:
+def _draw(ax, curves: dict[float, tuple[np.ndarray, np.ndarray]], style: str, suffix: str,
+          diverged: dict[float, str] | None = None) -> None:
     """Mean over seeds per lr (colour by lr), with a standard-error band."""
+    diverged = diverged or {}
     for i, (lr, (frames, values)) in enumerate(curves.items()):
+        label = f"lr {lr:g} ({len(values)} seeds){suffix}{diverged.get(lr, '')}"
+        if values.shape[1] == 0:  # every point of this lr is past a divergence: a legend entry only
+            ax.plot([], [], style, color=f"C{i}", label=label)
+            continue
         mean = values.mean(axis=0)
         sem = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros_like(mean)
-        ax.plot(frames, mean, style, color=f"C{i}", label=f"lr {lr:g} ({len(values)} seeds){suffix}")
+        ax.plot(frames, mean, style, color=f"C{i}", label=label)
         ax.fill_between(frames, mean - sem, mean + sem, color=f"C{i}", alpha=0.2)
 
 
@@ -48,7 +78,7 @@ def plot_run(run: RunDir, cfg: TrainConfig) -> None:
     has_success = bool(rows) and "success_rate" in rows[0]
     fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11.5 if has_success else 6.4, 4.2), squeeze=False)
     ax = axes[0, 0]
-    _draw(ax, _curves(rows, "meta_episode_return"), "-", " train tasks" if has_test else "")
+    _draw(ax, _curves(rows, "meta_episode_return"), "-", " train tasks" if has_test else "", _divergence(rows))
     if has_test:
         _draw(ax, _curves(rows, "test_meta_episode_return"), "--", " test tasks")
     if has_success:

@@ -4,6 +4,10 @@ Every method is shown at its best learning rate (the paper: the lr whose mean ov
 seeds of the average return over training is highest). Curves are smoothed per run
 (trailing moving average over 10% of the points) and shown as the mean over seeds
 with a 68% bootstrap confidence interval, like the paper's figures.
+
+Diverged runs (non-finite losses or parameters during training) are listed in their own
+section and flagged in the table of every learning rate; an lr with a diverged run in any
+seed is not eligible as the best lr, so no figure, table of best lrs or aggregate holds one.
 """
 
 from __future__ import annotations
@@ -65,8 +69,14 @@ def normalization_references(envs: list[str]) -> dict[str, tuple[float, float]]:
     return refs
 
 
+def tuned_state_embed(df: pd.DataFrame) -> bool:
+    """Whether some (env, method) has runs of several policy state-embedding sizes (a
+    `--state-embeds` sweep): the size is then chosen with the lr and shown next to it."""
+    return "state_embed" in df.columns and bool((df.groupby(["env", "method"])["state_embed"].nunique() > 1).any())
+
+
 def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[str, str],
-                references: bool) -> plt.Figure:
+                references: bool, tuned: bool = False) -> plt.Figure:
     """One panel per environment, one line per method (at its best lr) with its CI band."""
     envs = sorted(best["env"].unique())
     fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 3.8), squeeze=False)
@@ -77,8 +87,9 @@ def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[st
                 continue
             curve = stats.curve_ci(group, x=x, y=y)
             lr = group["lr"].iloc[0]
+            size = f", state {int(group['state_embed'].iloc[0])}" if tuned else ""
             ax.plot(curve[x], curve["mean"], color=colors[method],
-                    label=f"{_label(method)} (lr {lr:g}, {int(curve['seeds'].max())} seeds)")
+                    label=f"{_label(method)} (lr {lr:g}{size}, {int(curve['seeds'].max())} seeds)")
             ax.fill_between(curve[x], curve["low"], curve["high"], color=colors[method], alpha=0.2, lw=0)
         if references and env in ENVIRONMENTS:
             for i, (name, value) in enumerate(ENVIRONMENTS[env].reference_returns.items()):
@@ -111,16 +122,45 @@ def _fmt(mean: float, low: float, high: float) -> str:
     return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def markdown_table(best_lr: pd.DataFrame, final: pd.DataFrame, average: pd.DataFrame, frames: pd.Series) -> str:
-    """Per environment and method: best lr, seeds, frames, final and average return with 68% CIs."""
-    lines = ["| environment | method | best lr | seeds | frames | final return (68% CI) | average return (68% CI) |",
-             "|---|---|---|---|---|---|---|"]
+def markdown_table(best_lr: pd.DataFrame, final: pd.DataFrame, average: pd.DataFrame, frames: pd.Series,
+                   tuned: bool = False) -> str:
+    """Per environment and method: best lr (and state embedding when tuned), seeds, frames, final
+    and average return with 68% CIs."""
+    size_head, size_rule = (" state embedding |", "---|") if tuned else ("", "")
+    lines = [f"| environment | method | best lr |{size_head} seeds | frames | final return (68% CI) | "
+             "average return (68% CI) |", f"|---|---|---|{size_rule}---|---|---|---|"]
     for _, b in best_lr.iterrows():
         f, a = (t[(t["env"] == b["env"]) & (t["method"] == b["method"])].iloc[0] for t in (final, average))
-        lines.append(f"| {b['env']} | {_label(b['method'])} | {b['lr']:g} | {int(f['seeds'])} | "
+        size = f" {int(b['state_embed'])} |" if tuned else ""
+        lines.append(f"| {b['env']} | {_label(b['method'])} | {b['lr']:g} |{size} {int(f['seeds'])} | "
                      f"{int(frames[(b['env'], b['method'])]):,} | {_fmt(f['mean'], f['low'], f['high'])} | "
                      f"{_fmt(a['mean'], a['low'], a['high'])} |")
     return "\n".join(lines) + "\n"
+
+
+def diverged_section(diverged: pd.DataFrame) -> list[str]:
+    """Markdown lines listing every diverged run (none if there is none)."""
+    if diverged.empty:
+        return []
+    lines = ["## Diverged runs", "",
+             f"{len(diverged)} run(s) became non-finite (losses or parameters) during training; their returns are not "
+             "a learning result. A learning rate with a diverged run in any seed is not eligible as the best learning "
+             "rate (returns are averaged over seeds, and dropping only the diverged seed would favour unstable "
+             "learning rates), so the figures, the best-lr table and the aggregates below hold no diverged run. "
+             "`update` is the end of the evaluation interval in which the run was first seen non-finite.", "",
+             "| environment | method | lr | seed | update | frames |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} | {int(r['seed'])} | {int(r['update']):,} | "
+              f"{int(r['frames']):,} |" for _, r in diverged.iterrows()]
+    return [*lines, ""]
+
+
+def _divergence_note(diverged: pd.DataFrame, env: str, method: str, lr: float, runs: int) -> str:
+    """'' or 'k of n seeds (seed S at update U, ...); not eligible' for one (env, method, lr)."""
+    d = diverged[(diverged["env"] == env) & (diverged["method"] == method) & (diverged["lr"] == lr)]
+    if d.empty:
+        return ""
+    where = ", ".join(f"seed {int(r['seed'])} at update {int(r['update']):,}" for _, r in d.iterrows())
+    return f"{len(d)} of {runs} seeds ({where}); not eligible"
 
 
 def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
@@ -160,36 +200,52 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     if metric not in stats.METRICS:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(stats.METRICS)}")
     df, cut = common_budget(load_runs(paths))
+    diverged = stats.diverged_runs(df)
+    best_lr = stats.best_lrs(df, metric)  # lrs with a diverged run are not eligible
+    if best_lr.empty:
+        listed = ", ".join(f"{m} on {e} lr={lr:g} seed={int(sd)}" for e, m, lr, sd in
+                           diverged[["env", "method", "lr", "seed"]].itertuples(index=False))
+        raise UsageError(f"every learning rate diverged in at least one seed, nothing to compare (diverged: {listed})")
     out.mkdir(parents=True, exist_ok=True)
-    best_lr = stats.best_lrs(df, metric)
     best = stats.select_best(df, metric)
     methods = list(dict.fromkeys(best_lr["method"]))
     colors = _colors(methods)
     files: list[Path] = []
 
-    files += _save(plot_curves(best, "meta_episode_return", "meta-episode return", "frames", colors, True), out, "curves")
+    tuned = tuned_state_embed(df)
+    files += _save(plot_curves(best, "meta_episode_return", "meta-episode return", "frames", colors, True, tuned),
+                   out, "curves")
     final = stats.final_scores_ci(best, "final")
     average = stats.final_scores_ci(best, "average")
     files += _save(plot_bars({"final": final, "average": average}, colors), out, "bars")
     if all(c in df.columns for c in GRAD_COLUMNS) and best[list(GRAD_COLUMNS)].notna().any().all():
         for column, label in GRAD_COLUMNS.items():
-            files += _save(plot_curves(best, column, label, "update", colors, False), out, column.replace("_norm", "s"))
+            files += _save(plot_curves(best, column, label, "update", colors, False, tuned), out,
+                           column.replace("_norm", "s"))
 
     frames = best.groupby(["env", "method"])["frames"].max()
     run_scores = stats.run_scores(df, metric)
-    sweep = run_scores.groupby(["env", "method", "lr"])["score"].agg(["mean", "count"]).reset_index()
+    sweep = run_scores.groupby(stats.group_keys(run_scores))["score"].agg(["mean", "count"]).reset_index()
     text = [f"# {title or 'hypermeta report'}", "",
-            f"Runs: {df.groupby(['env', 'method', 'lr', 'seed']).ngroups} from {df['run_dir'].nunique()} run directories. "
+            f"Runs: {df.groupby(stats.run_keys(df)).ngroups} from {df['run_dir'].nunique()} run directories. "
             f"Best learning rate by the `{metric}` return; returns are meta-episode returns of deterministic evaluations.", "",
             *([f"Cut to a common budget so that methods compare on equal frames: "
                f"{', '.join(f'{env} at {b:,} frames' for env, b in cut.items())}.", ""] if cut else []),
             *([f"Unfinished runs (no summary.json) are included up to their last evaluation: "
                f"{', '.join(sorted(df.loc[~df['finished'], 'run_dir'].unique()))}.", ""] if (~df["finished"]).any() else []),
+            *diverged_section(diverged),
             "## Final and average return at the best learning rate", "",
-            markdown_table(best_lr, final, average, frames),
-            "## Every learning rate", "", f"Mean over seeds of each run's `{metric}` return (the selection criterion).", "",
-            "| environment | method | lr | runs | score |", "|---|---|---|---|---|"]
-    text += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} | {int(r['count'])} | {r['mean']:.2f} |"
+            markdown_table(best_lr, final, average, frames, tuned),
+            *[f"{_label(m)} on {e}: every learning rate diverged in at least one seed; no best learning rate.\n"
+              for e, m in sorted(set(map(tuple, df[["env", "method"]].drop_duplicates().to_numpy())) -
+                                 set(map(tuple, best_lr[["env", "method"]].to_numpy())))],
+            "## Every learning rate", "", f"Mean over seeds of each run's `{metric}` return (the selection criterion); "
+            "a learning rate with a diverged run is flagged and not eligible.", "",
+            f"| environment | method | lr |{' state embedding |' if tuned else ''} runs | score | diverged |",
+            f"|---|---|---|{'---|' if tuned else ''}---|---|---|"]
+    text += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} |{f' {int(r.state_embed)} |' if tuned else ''} "
+             f"{int(r['count'])} | {r['mean']:.2f} | "
+             f"{_divergence_note(diverged, r['env'], r['method'], r['lr'], int(r['count']))} |"
              for _, r in sweep.iterrows()]
     agg_text, agg_fig = aggregate_section(best)
     text += ["", "## Aggregate across environments", "", agg_text]
@@ -197,6 +253,10 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
         files += _save(agg_fig, out, "aggregate")
     report = out / "report.md"
     atomic_write_bytes(report, "\n".join(text).encode())
+    if not diverged.empty:  # one line on the terminal too: these runs are not learning results
+        listed = ", ".join(f"{_label(m)} on {e} lr {lr:g} seed {int(sd)} at update {int(u)}" for e, m, lr, sd, u in
+                           diverged[["env", "method", "lr", "seed", "update"]].itertuples(index=False))
+        print(f"{len(diverged)} diverged run(s), flagged in {report} and not eligible as best lr: {listed}")
     scores = out / "scores.csv"
     atomic_write_bytes(scores, run_scores.to_csv(index=False).encode())
     return [report, scores, *files]

@@ -12,8 +12,9 @@ from hypermeta.config import TrainConfig
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 
-KEY = ["env", "method", "lr", "seed"]
-"""What identifies a run across directories."""
+KEY = ["env", "method", "state_embed", "lr", "seed"]
+"""What identifies a run across directories (state_embed: the policy's state-embedding size, 0
+for RNN, whose policy has none; `hypermeta sweep --state-embeds` tunes it like the lr)."""
 
 
 def find_run_dirs(paths: list[Path]) -> list[Path]:
@@ -30,7 +31,10 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
 
 
 def load_run(path: Path) -> pd.DataFrame:
-    """metrics.csv of one run directory with env, method (canonical) and run_dir added."""
+    """metrics.csv of one run directory with env, method (canonical) and run_dir added.
+
+    `diverged` (bool) marks the evaluations of a run at and after the chunk where it was
+    first seen non-finite; False throughout for directories written before it existed."""
     try:
         cfg = TrainConfig.from_dict(json.loads((path / "config.json").read_text()))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
@@ -43,7 +47,10 @@ def load_run(path: Path) -> pd.DataFrame:
     text = metrics.read_text()
     df = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]))
     df.insert(0, "env", cfg.env)
-    df.insert(1, "method", get_method(cfg.method).name)
+    method = get_method(cfg.method)
+    df.insert(1, "method", method.name)
+    df.insert(2, "state_embed", cfg.model.policy_state_embed if method.conditioning != "latent" else 0)
+    df["diverged"] = df["diverged"].fillna(0).astype(bool) if "diverged" in df else False
     df["run_dir"] = str(path)
     df["finished"] = (path / "summary.json").is_file()
     return df
@@ -77,7 +84,7 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
     owners = df.groupby(KEY)["run_dir"].unique()
     clashes = owners[owners.map(len) > 1]
     if len(clashes):
-        (env, method, lr, seed), where = next(iter(clashes.items()))
+        (env, method, _, lr, seed), where = next(iter(clashes.items()))
         raise UsageError(
             f"{len(clashes)} run(s) appear in more than one directory, e.g. {method} on {env} lr={lr:g} seed={seed} "
             f"in {' and '.join(where)}; pass only one copy of each run"

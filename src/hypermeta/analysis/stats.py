@@ -5,6 +5,12 @@ trailing moving average of each run -> downsample to 200 points -> 68 % percenti
 CI of the mean across seeds. On top of that, rliable's aggregate statistics over environments
 (IQM, mean, median, optimality gap, probability of improvement) with stratified-bootstrap CIs.
 
+Divergence (a table with a boolean `diverged` column, as `load_runs` gives): a learning rate
+with a diverged run in any seed cannot be chosen as the best. The protocol averages returns
+over seeds, and a diverged run's returns are not a learning result, so such an lr has no valid
+mean; dropping only the diverged seed would favour unstable learning rates. Everything built
+on the best lr (curves, bars, aggregates) therefore holds no diverged run.
+
 Everything here is a pure function of its inputs (random streams are seeded from arguments).
 Only the report code imports this module, after checking that the `report` extra is installed,
 so the heavy imports sit at the top.
@@ -29,6 +35,18 @@ METRICS = ("average", "final", "auc")
 
 RUN_KEYS = ["env", "method", "lr", "seed"]
 GROUP_KEYS = ["env", "method", "lr"]
+TUNED = ["state_embed"]
+"""Hyperparameters chosen like the lr, per (env, method), where the table has them."""
+
+
+def run_keys(df: pd.DataFrame) -> list[str]:
+    """RUN_KEYS with the tuned hyperparameters that `df` has (before lr)."""
+    return ["env", "method", *(c for c in TUNED if c in df.columns), "lr", "seed"]
+
+
+def group_keys(df: pd.DataFrame) -> list[str]:
+    """GROUP_KEYS with the tuned hyperparameters that `df` has: one configuration."""
+    return run_keys(df)[:-1]
 AGGREGATE_STATISTICS = ("IQM", "Mean", "Median", "Optimality gap")
 
 
@@ -131,15 +149,36 @@ def run_scores(df: pd.DataFrame, metric: str = "average") -> pd.DataFrame:
 
     `df` is the long table of evaluations (columns env, method, lr, seed, frames,
     meta_episode_return; others ignored). Each run is sorted by frames before scoring.
+    If `df` has a `diverged` column, the output has one too: whether the run diverged
+    (its score is then computed as usual but is not a learning result).
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+    flagged = "diverged" in df.columns
     rows = []
-    for key, run in df.groupby(RUN_KEYS, sort=True):
+    for key, run in df.groupby(run_keys(df), sort=True):
         run = run.sort_values("frames", kind="stable")
         score = run_score(run["frames"].to_numpy(), run["meta_episode_return"].to_numpy(), metric)
-        rows.append((*key, score))
-    return pd.DataFrame(rows, columns=[*RUN_KEYS, "score"])
+        rows.append((*key, score, *([bool(run["diverged"].any())] if flagged else [])))
+    return pd.DataFrame(rows, columns=[*run_keys(df), "score", *(["diverged"] if flagged else [])])
+
+
+def diverged_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per diverged run: env, method, lr, seed, update (the first evaluation marked
+    diverged) and frames there; empty if `df` has no `diverged` column or no diverged run."""
+    columns = [*run_keys(df), "update", "frames"]
+    if "diverged" not in df.columns or not df["diverged"].any():
+        return pd.DataFrame(columns=columns)
+    marked = df[df["diverged"].astype(bool)].sort_values([*run_keys(df), "frames"], kind="stable")
+    return marked.drop_duplicates(run_keys(df), keep="first")[columns].reset_index(drop=True)
+
+
+def without_diverged_lrs(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `df` whose (env, method, lr) has no diverged run in any seed."""
+    if "diverged" not in df.columns:
+        return df
+    bad = df.groupby(group_keys(df))["diverged"].transform("any").astype(bool)
+    return df[~bad]
 
 
 def _best_per_group(means: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -147,7 +186,9 @@ def _best_per_group(means: pd.DataFrame, value: str) -> pd.DataFrame:
 
     The tie rule is arbitrary but deterministic (sorting is stable and total).
     """
-    ordered = means.sort_values(["env", "method", value, "lr"], ascending=[True, True, False, False], kind="stable")
+    tuned = [c for c in TUNED if c in means.columns]
+    ordered = means.sort_values(["env", "method", value, "lr", *tuned], ascending=[True, True, False, False, *[False] * len(tuned)],
+                                kind="stable")
     return ordered.drop_duplicates(["env", "method"], keep="first").reset_index(drop=True)
 
 
@@ -155,17 +196,20 @@ def best_lrs(df: pd.DataFrame, metric: str = "average") -> pd.DataFrame:
     """Per (env, method): the lr with the highest mean over seeds of run_score(metric).
 
     Ties (exactly equal means) go to the larger lr. Columns: env, method, lr, score, seeds.
+    An lr with a diverged run (`diverged` column) is not eligible; an (env, method) whose
+    every lr diverged in some seed has no row.
     """
-    scores = run_scores(df, metric)
-    means = scores.groupby(GROUP_KEYS, sort=True)["score"].agg(score="mean", seeds="count").reset_index()
-    return _best_per_group(means, "score")[["env", "method", "lr", "score", "seeds"]]
+    scores = run_scores(without_diverged_lrs(df), metric)
+    means = scores.groupby(group_keys(scores), sort=True)["score"].agg(score="mean", seeds="count").reset_index()
+    return _best_per_group(means, "score")[[*group_keys(scores), "score", "seeds"]]
 
 
 def select_best(df: pd.DataFrame, metric: str = "average") -> pd.DataFrame:
     """The rows of `df` (index kept) that belong to each (env, method)'s best lr."""
     best = best_lrs(df, metric)
-    chosen = pd.MultiIndex.from_frame(best[GROUP_KEYS])
-    mask = pd.MultiIndex.from_frame(df[GROUP_KEYS]).isin(chosen)
+    keys = group_keys(df)
+    chosen = pd.MultiIndex.from_frame(best[keys])
+    mask = pd.MultiIndex.from_frame(df[keys]).isin(chosen)
     return df[mask]
 
 
@@ -228,11 +272,11 @@ def final_scores_ci(df: pd.DataFrame, metric: str = "final", confidence: float =
     """
     scores = run_scores(df, metric)
     rows = []
-    for key, group in scores.groupby(GROUP_KEYS, sort=True):
+    for key, group in scores.groupby(group_keys(scores), sort=True):
         values = group.sort_values("seed")["score"].to_numpy()
         low, high = bootstrap_ci(values, confidence=confidence)
         rows.append((*key, float(values.mean()), float(low), float(high), len(values)))
-    return pd.DataFrame(rows, columns=[*GROUP_KEYS, "mean", "low", "high", "seeds"])
+    return pd.DataFrame(rows, columns=[*group_keys(scores), "mean", "low", "high", "seeds"])
 
 
 # --------------------------------------------------------------------------- across environments
@@ -297,9 +341,10 @@ def _score_matrices(normalized: pd.DataFrame) -> dict[str, np.ndarray]:
     if "lr" in data.columns:
         # Several lrs of one (env, method): keep the best by mean score, same rule as best_lrs.
         value = "score" if "score" in data.columns else "normalized"
-        means = data.groupby(GROUP_KEYS, sort=True)[value].mean().reset_index()
-        chosen = pd.MultiIndex.from_frame(_best_per_group(means, value)[GROUP_KEYS])
-        data = data[pd.MultiIndex.from_frame(data[GROUP_KEYS]).isin(chosen)]
+        keys = group_keys(data)
+        means = data.groupby(keys, sort=True)[value].mean().reset_index()
+        chosen = pd.MultiIndex.from_frame(_best_per_group(means, value)[keys])
+        data = data[pd.MultiIndex.from_frame(data[keys]).isin(chosen)]
     envs = sorted(data["env"].unique())
     matrices: dict[str, np.ndarray] = {}
     for method, by_method in data.groupby("method", sort=True):

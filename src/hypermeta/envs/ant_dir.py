@@ -8,7 +8,10 @@ authors' code) it is an angle in radians, so the two directions are +-57 degrees
 and share their +x component.
 
 reward = velocity of the torso along the direction
-         - 0.5 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 1.
+         - 0.5 |a|^2 - 0.5e-3 |clip(cfrc_ext, -1, 1)|^2 + 1,
+
+with a the raw action (the physics gets it clipped to [-1, 1], the cost does
+not, as in the authors' ant_dir.py; see mjx_env).
 
 The torso's velocity is the change of the free joint's xy (qpos[:2], the torso
 frame's position) over the env step. The contact forces `cfrc_ext` are filled
@@ -29,7 +32,7 @@ from typing import Literal
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco, sample_sign
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco, control_cost, sample_sign
 
 CONTROL_COST = 0.5
 CONTACT_COST = 0.5e-3
@@ -76,14 +79,14 @@ class AntDir(MjxEnv):
         self, key: PRNGKey, state: MjxState, action: Array, task: Array
     ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
         _, mjx = _require_mujoco()
-        data, model, action = self.physics_step(state, action, task)
+        data, model = self.physics_step(state, action, task)
         data = mjx.rne_postconstraint(model, mjx.forward(model, data))
         velocity = (data.qpos[:2] - state.qpos[:2]) / self.dt
         forward_reward = jnp.dot(velocity, self.direction(task))
-        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
+        cost = control_cost(CONTROL_COST, action)  # the raw action, not the clipped one
         contact_cost = CONTACT_COST * jnp.sum(jnp.square(jnp.clip(data.cfrc_ext, -1.0, 1.0)))
-        reward = forward_reward - control_cost - contact_cost + SURVIVE_REWARD
-        info = {"velocity": forward_reward, "control_cost": control_cost, "contact_cost": contact_cost}
+        reward = forward_reward - cost - contact_cost + SURVIVE_REWARD
+        info = {"velocity": forward_reward, "control_cost": cost, "contact_cost": contact_cost}
         return self.finish(data, model, state, reward, healthy(data.qpos), info)
 
 

@@ -107,5 +107,5 @@ class GridWorld(Environment):
         obs = pos.astype(jnp.float32)
         if self.show == "start-cell":
             obs = jnp.where(jnp.all(pos == 0), task.astype(jnp.float32), obs)
-        info = {"cell": pos[1] * self.size + pos[0], "cell_hit": on_goal}
+        info = {"cell": pos[1] * self.size + pos[0], "cell_hit": on_goal, "timeout": done}
         return obs, GridState(pos=pos, t=t), reward, done, info

@@ -10,6 +10,9 @@ root's x over one environment step.
   reward = direction * v_x - 0.05 |a|^2.
 * Cheetah-Vel: task = target velocity ~ U(0, 3);
   reward = -|v_x - v*| - 0.05 |a|^2.
+
+a is the raw action (the physics gets it clipped to [-1, 1], the cost does not;
+the authors' half_cheetah_dir.py / half_cheetah_vel.py, see mjx_env).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState, sample_sign
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, control_cost, sample_sign
 
 CONTROL_COST = 0.05
 MAX_TARGET_VELOCITY = 3.0
@@ -62,12 +65,12 @@ class HalfCheetah(MjxEnv):
     def step(
         self, key: PRNGKey, state: MjxState, action: Array, task: Array
     ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
-        data, model, action = self.physics_step(state, action, task)
+        data, model = self.physics_step(state, action, task)
         velocity = (data.qpos[0] - state.qpos[0]) / self.dt
-        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
+        cost = control_cost(CONTROL_COST, action)  # the raw action, not the clipped one
         if self.task == "direction":
-            reward = task[0] * velocity - control_cost
+            reward = task[0] * velocity - cost
         else:
-            reward = -jnp.abs(velocity - task[0]) - control_cost
-        info = {"velocity": velocity, "control_cost": control_cost}
+            reward = -jnp.abs(velocity - task[0]) - cost
+        info = {"velocity": velocity, "control_cost": cost}
         return self.finish(data, model, state, reward, jnp.ones((), bool), info)

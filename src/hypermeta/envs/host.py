@@ -68,8 +68,8 @@ class TrialEnv(gymnasium.Env):
     """K episodes of one task per trial, as an endless stream; see the module docstring.
 
     Every step's info holds `task` (the task of the step), `episode` (its episode index),
-    `next_obs` (the MDP's observation after the step, before any reset, without the done
-    bit), `episode_done`, `trial_done`, `next_task` (the task of the following step) and
+    `next_obs` (the MDP's observation after the step, before any reset, with the done bit
+    of this step's episode end where K > 1, as TrialWrapper), `episode_done`, `trial_done`, `timeout` (the trial ended at a time limit), `next_task` (the task of the following step) and
     `success` (the task env's `info["success"]`, else 0).
     """
 
@@ -100,9 +100,9 @@ class TrialEnv(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, env_info = self.env.step(action)
-        info = {"task": np.asarray(self.env.task, np.float32), "episode": self._episode,
-                "next_obs": np.asarray(obs, np.float32), "success": float(env_info.get("success", 0.0))}
         episode_done = bool(terminated or truncated)
+        info = {"task": np.asarray(self.env.task, np.float32), "episode": self._episode,
+                "next_obs": self._with_bit(obs, episode_done), "success": float(env_info.get("success", 0.0))}
         trial_done = False
         if episode_done:
             self._episode += 1
@@ -111,7 +111,10 @@ class TrialEnv(gymnasium.Env):
                 self._episode = 0
                 self.env.sample_task(self.np_random)
             obs, _ = self.env.reset()
-        info.update(episode_done=episode_done, trial_done=trial_done, next_task=np.asarray(self.env.task, np.float32))
+        # As TrialWrapper: the trial ended at a time limit (truncated, not terminated).
+        timeout = trial_done and bool(truncated) and not bool(terminated)
+        info.update(episode_done=episode_done, trial_done=trial_done, timeout=timeout,
+                    next_task=np.asarray(self.env.task, np.float32))
         return self._with_bit(obs, episode_done and not trial_done), float(reward), False, False, info
 
     def close(self) -> None:
@@ -189,8 +192,10 @@ class JaxTaskEnv(gymnasium.Env):
         return np.asarray(obs), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, self._state, reward, done, _ = self._jitted[2](self._next_key(), self._state, np.asarray(action), self._task)
-        return np.asarray(obs), float(reward), bool(done), False, {}
+        obs, self._state, reward, done, info = self._jitted[2](self._next_key(), self._state, np.asarray(action), self._task)
+        # gymnasium's convention: an episode ended by its time limit is truncated, not terminated.
+        timeout = bool(info.get("timeout", False))
+        return np.asarray(obs), float(reward), bool(done) and not timeout, timeout, {}
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,14 @@ An episode has three phases:
 
 Rewards: +0.1 for every move that changes position, except moves from (0,1) (the room
 check pays +0.1 if the side is correct, 0 otherwise) and the final turn; blocked moves
-pay 0. An episode times out after 200 steps with no further reward. The optimal episode
-takes 6 * 16 + 2 = 98 steps and returns 0.1 + 16 * 0.6 + 4 = 13.7; a policy that
-navigates perfectly but ignores the signal averages 13.7 - 3.5 = 10.2.
+pay 0. The optimal episode takes 6 * 16 + 2 = 98 steps and returns 0.1 + 16 * 0.6 + 4 =
+13.7; a policy that navigates perfectly but ignores the signal averages 13.7 - 3.5 = 10.2.
+
+Timeout (`max_episode_steps` = the reference's `timeout`, 200): an episode lasts at most
+200 steps, of which the last is a no-op. The agent's first 199 actions act as above; the
+200th changes nothing, pays 0 and ends the episode, as in the authors' mine_maze.py, whose
+step counter starts at 1 at the reset and whose step returns (the same view, 0, done)
+once it reaches the timeout (their `_max_episode_steps` of 201 only sizes buffers).
 
 Actions: 0 LEFT, 1 FORWARD, 2 RIGHT (moves in the maze's frame; there is no heading).
 Trials have 2 episodes: the signal is kept, the room types are resampled.
@@ -37,7 +42,14 @@ colour, the room's column (type) and the agent's cell, or the end tile. They car
 exactly the information of the authors' first-person screenshots (signal colour, room
 type, position within the room, the end) and nothing more: in particular not the room
 index. Observations are the RGB image flattened and scaled to [-1, 1]; `noise_std` adds
-Gaussian noise (MC-LSN) and `hidden_signal` shows a blank signal tile (MC-LSH).
+Gaussian noise, clipped back to [-1, 1] (MC-LSN), and `hidden_signal` shows a blank
+signal tile (MC-LSH).
+
+The authors' registrations (environments/__init__.py): MC-LS-v0 16 rooms, no noise;
+MC-LSN-v0 10 rooms, noise 0.05 (clipped to [-1, 1] in mine_maze.py's `get_obs`);
+MC-LSH-v0 16 rooms, hidden signal, no noise. All: a 1-step signal, timeout 200, rewards
+0.1 / 0.1 / 4 / -3, wrong checks 0. (MC-LSO-v0, a 2-step signal pattern, is registered
+but used by no experiment set and not implemented here.)
 """
 
 from __future__ import annotations
@@ -155,10 +167,12 @@ class MCLS(Environment):
     resolution: int = 10
     """Views are resolution x resolution x 3 (the authors downsampled to 10 x 10)."""
     noise_std: float = 0.0
-    """Std of Gaussian noise added to every observation in [-1, 1] units (MC-LSN)."""
+    """Std of Gaussian noise added to every observation value in [-1, 1] units, after which
+    the observation is clipped to [-1, 1] again (MC-LSN: 0.05)."""
     hidden_signal: bool = False
     """MC-LSH: the signal tile shows no colour; the signal must be inferred from the outcome."""
     max_episode_steps: int = 200
+    """Steps per episode at most; the last one is a no-op (the reference's `timeout`)."""
     episodes_per_trial: int = 2
     progress_reward: float = 0.1
     check_reward: float = 0.1
@@ -238,11 +252,19 @@ class MCLS(Environment):
         next_room = jnp.where(phase == ROOMS, room, state.room)
         next_cell = jnp.where((phase == ROOMS) & moved, jnp.where(exits, 0, nxt), state.cell)
         t = state.t + 1
-        done = ((phase == END) & turn) | (t >= self.max_episode_steps)
-        new_state = MazeState(phase=next_phase.astype(jnp.int32), room=next_room, cell=next_cell.astype(jnp.int32),
-                              room_types=state.room_types, t=t)
+        # The episode's last step (the reference's `timeout`-th) is a no-op: nothing moves, 0 reward.
+        timed_out = t >= self.max_episode_steps
+        reward = jnp.where(timed_out, 0.0, reward)
+        done = ((phase == END) & turn) | timed_out
+        new_state = MazeState(
+            phase=jnp.where(timed_out, state.phase, next_phase).astype(jnp.int32),
+            room=jnp.where(timed_out, state.room, next_room),
+            cell=jnp.where(timed_out, state.cell, next_cell).astype(jnp.int32),
+            room_types=state.room_types, t=t,
+        )
         obs = self._observe(key, new_state, task)
-        return obs, new_state, reward.astype(jnp.float32), done, {"phase": new_state.phase, "room": new_state.room}
+        info = {"phase": new_state.phase, "room": new_state.room, "timeout": timed_out}
+        return obs, new_state, reward.astype(jnp.float32), done, info
 
     def render(self, state: MazeState, task: Array) -> Array:
         """The view of `state` as a (resolution, resolution, 3) image in [0, 1]."""
@@ -260,6 +282,6 @@ class MCLS(Environment):
 
     def _observe(self, key: PRNGKey, state: MazeState, task: Array) -> Array:
         obs = 2.0 * self.render(state, task).reshape(-1) - 1.0
-        if self.noise_std > 0:
-            obs = obs + self.noise_std * jax.random.normal(key, obs.shape)
+        if self.noise_std > 0:  # the reference clips the noisy view back to [-1, 1]
+            obs = jnp.clip(obs + self.noise_std * jax.random.normal(key, obs.shape), -1.0, 1.0)
         return obs.astype(jnp.float32)

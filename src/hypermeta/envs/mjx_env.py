@@ -10,9 +10,12 @@ the compiled training program.
 physics settings (frame skip, timestep, integrator, solver iterations), the
 reset with the gym-style noise around the initial pose, stepping the physics
 `frame_skip` times per action, and the end of a step (time limit, health rule,
-non-finite guard). Actions are clipped to [-1, 1] (every actuator's
-ctrlrange) before the physics and before the control cost, so a Gaussian policy
-cannot earn or lose anything outside the action space.
+non-finite guard). The physics receives the action clipped to [-1, 1] (every
+actuator's ctrlrange, which MuJoCo clamps to anyway); the tasks' control costs
+are computed on the raw, unclipped action, as in the authors' envs (their
+`ctrl_cost` squares the action the policy sampled, and nothing between the
+Gaussian policy and `env.step` clips it). So an action outside [-1, 1] moves the
+robot no further than +-1 but costs its full square.
 """
 
 from __future__ import annotations
@@ -197,16 +200,17 @@ class MjxEnv(Environment):
         data = mjx.kinematics(model, data)
         return self.observation(data, model), MjxState.of(data, jnp.zeros((), jnp.int32))
 
-    def physics_step(self, state: MjxState, action: Array, task: Array) -> tuple[Any, Any, Array]:
-        """Apply the clipped action for `frame_skip` physics steps; returns (data, model, action)."""
+    def physics_step(self, state: MjxState, action: Array, task: Array) -> tuple[Any, Any]:
+        """Apply the action, clipped to the ctrlrange [-1, 1], for `frame_skip` physics steps;
+        returns (data, model). The clipped action stays in here: control costs square the
+        raw action (see the module docstring)."""
         _, mjx = _require_mujoco()
         model = self.model_for(task)
-        action = jnp.clip(action, -1.0, 1.0)
         data = mjx.make_data(model).replace(
-            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, ctrl=action
+            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, ctrl=jnp.clip(action, -1.0, 1.0)
         )
         data = jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(model, d), data)
-        return data, model, action
+        return data, model
 
     def finish(
         self, data: Any, model: Any, state: MjxState, reward: Array, healthy: Array, info: dict[str, Array]
@@ -222,4 +226,11 @@ class MjxEnv(Environment):
         reward = jnp.where(finite, reward, 0.0).astype(jnp.float32)
         healthy = healthy & finite
         done = (t >= self.max_episode_steps) | ~healthy
-        return obs, MjxState.of(data, t), reward, done, {**info, "healthy": healthy}
+        # A time limit, not a fall: what "proper time limits" bootstrap at (PPOConfig.time_limit).
+        timeout = (t >= self.max_episode_steps) & healthy
+        return obs, MjxState.of(data, t), reward, done, {**info, "healthy": healthy, "timeout": timeout}
+
+
+def control_cost(coefficient: float, action: Array) -> Array:
+    """coefficient * |a|^2 of the raw (unclipped) action, as the authors' envs compute it."""
+    return coefficient * jnp.sum(jnp.square(action))

@@ -32,9 +32,14 @@ class EnvSpec:
 
 
 _GRID_REFERENCE = {"Bayes-optimal": 37.21, "oracle": 44.29, "random": -4.66}
-# Per trial of 2 episodes: optimal 2 x 13.7; navigating perfectly but ignoring the signal
-# 2 x 10.2; uniform random actions 13.36 (measured over 1,024 trials: they pass ~12 rooms).
-_MC_LS_REFERENCE = {"optimal": 27.4, "ignores signal": 20.4, "random": 13.36}
+# Per trial of 2 episodes, from the rules (MCLS.optimal_return): optimal 2 x (0.1 + 16 x 0.6 + 4)
+# = 2 x 13.7; navigating perfectly but ignoring the signal 2 x (13.7 - 3.5) = 2 x 10.2; uniform
+# random actions 13.27 (measured over 16,384 trials, standard error 0.007: they pass ~12 rooms in
+# the 199 actions an episode allows).
+_MC_LS_REFERENCE = {"optimal": 27.4, "ignores signal": 20.4, "random": 13.27}
+# MC-LSN has 10 rooms (the authors' MC-LSN-v0): optimal 2 x (0.1 + 10 x 0.6 + 4) = 2 x 10.1, ignoring
+# the signal 2 x 6.6; random 12.14 (16,384 trials, s.e. 0.04; some random walks reach the end tile).
+_MC_LSN_REFERENCE = {"optimal": 20.2, "ignores signal": 13.2, "random": 12.14}
 _MC_LS_CNN = dataclasses.replace(MC_LS, model=dataclasses.replace(MC_LS.model, obs_encoder="cnn"))
 
 ENVIRONMENTS: dict[str, EnvSpec] = {
@@ -43,9 +48,10 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
     "grid-world-show-start-cell": EnvSpec(lambda: GridWorld(show="start-cell"), GRID_WORLD, {"oracle": 44.29}),
     "grid-world-dense": EnvSpec(lambda: GridWorld(dense=True), GRID_WORLD, {"Bayes-optimal": 35.48, "oracle": 38.13}),
     "mc-ls": EnvSpec(lambda: MCLS(), MC_LS, _MC_LS_REFERENCE),
-    "mc-lsn": EnvSpec(lambda: MCLS(noise_std=0.1), MC_LS, _MC_LS_REFERENCE),
+    # The authors' MC-LSN-v0: 10 rooms, views + N(0, 0.05^2) noise clipped to [-1, 1].
+    "mc-lsn": EnvSpec(lambda: MCLS(rooms=10, noise_std=0.05), MC_LS, _MC_LSN_REFERENCE),
     # Hidden signal: the first episode's turn is a guess (10.2 on average), the second can be right.
-    "mc-lsh": EnvSpec(lambda: MCLS(hidden_signal=True), MC_LS, {"Bayes-optimal": 23.9, "random": 13.36}),
+    "mc-lsh": EnvSpec(lambda: MCLS(hidden_signal=True), MC_LS, {"Bayes-optimal": 23.9, "random": 13.27}),
     "mc-ls-42": EnvSpec(lambda: MCLS(resolution=42), _MC_LS_CNN, _MC_LS_REFERENCE),
     "cheetah-dir": EnvSpec(lambda: HalfCheetah(task="direction"), CHEETAH, {}),
     "cheetah-vel": EnvSpec(lambda: HalfCheetah(task="velocity"), CHEETAH, {}),

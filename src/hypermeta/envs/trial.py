@@ -98,8 +98,9 @@ class TrialWrapper:
 
         info holds the environment's own info, `episode_done` (the step ended an
         episode), `episode` (index of the episode the step belonged to), `task` (the
-        task of the step) and `next_obs` (the MDP's observation after the step, without
-        the done bit, before any reset: what a VariBAD state decoder reconstructs).
+        task of the step), `timeout` (the step ended the trial at a time limit) and `next_obs` (the MDP's observation after the step, before any
+        reset, with the done bit of this step's episode end where K > 1: what a VariBAD
+        state decoder reconstructs).
         """
         step_key, reset_key, next_trial_key = jax.random.split(key, 3)
         obs, env_state, reward, episode_done, env_info = self.env.step(step_key, state.env_state, action, state.task)
@@ -117,7 +118,30 @@ class TrialWrapper:
         next_state = TrialState(
             env_state=env_state, task=new_task, episode=jnp.where(trial_done, 0, episode)
         )
+        # The trial ended at a time limit (envs report `info["timeout"]` for an episode that
+        # ended by its limit, not by a terminal state); timeouts inside a trial are not reported.
+        timeout = trial_done & env_info.get("timeout", jnp.zeros((), bool))
+        # next_obs carries the done bit of the episode end (as the reference's VAE states, so a
+        # state decoder reconstructs it too): 1 where this step ended an episode.
         info = {**env_info, "episode_done": episode_done, "episode": state.episode, "task": state.task,
-                "next_obs": next_obs}
+                "next_obs": self._with_bit(next_obs, episode_done), "timeout": timeout}
         done_bit = episode_done & ~trial_done
         return self._with_bit(obs, done_bit), next_state, reward, trial_done, info
+
+
+def reports_timeouts(env: EnvironmentBase) -> bool:
+    """Whether `env` says which episode ends are time limits (`info["timeout"]`), which
+    "proper time limits" need. Host environments always do (gymnasium's `truncated`)."""
+    from hypermeta.envs.base import Environment
+
+    if not isinstance(env, Environment):
+        return True
+    key = jax.random.PRNGKey(0)
+    task = jax.eval_shape(env.sample_task, key)
+
+    def one_step(key, task):
+        _, state = env.reset(key, task)
+        action = env.action_space.sample(key)
+        return env.step(key, state, action, task)[4]
+
+    return "timeout" in jax.eval_shape(one_step, key, task)

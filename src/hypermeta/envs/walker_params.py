@@ -4,8 +4,9 @@ gymnasium's walker2d.xml (the original one, whose left foot has friction 1.9 as
 in the authors' MuJoCo 1.31 model; walker2d_v5.xml changed it), RK4 with
 timestep 0.004 and frame skip 4 (dt 0.016 s), 200 steps, 2 episodes per trial.
 Observation: qpos[1:] (8) and clip(qvel, -10, 10) (9) = 17.
-reward = v_x + 1 - 1e-3 |a|^2; the episode ends unless 0.8 < height < 2 and
-|torso angle| < 1.
+reward = v_x + 1 - 1e-3 |a|^2 (a: the raw action; the physics gets it clipped
+to [-1, 1], as in the authors' walker2d_rand_params.py, see mjx_env); the
+episode ends unless 0.8 < height < 2 and |torso angle| < 1.
 
 The task is 65 absolute physics values, in the authors' order: body_mass (8),
 body_inertia (8 x 3), dof_damping (9), geom_friction (8 x 3). Each element is
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, control_cost
 
 CONTROL_COST = 1e-3
 ALIVE_BONUS = 1.0
@@ -92,11 +93,11 @@ class WalkerParams(MjxEnv):
     def step(
         self, key: PRNGKey, state: MjxState, action: Array, task: Array
     ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
-        data, model, action = self.physics_step(state, action, task)
+        data, model = self.physics_step(state, action, task)
         velocity = (data.qpos[0] - state.qpos[0]) / self.dt
-        control_cost = CONTROL_COST * jnp.sum(jnp.square(action))
-        reward = velocity + ALIVE_BONUS - control_cost
-        info = {"velocity": velocity, "control_cost": control_cost}
+        cost = control_cost(CONTROL_COST, action)  # the raw action, not the clipped one
+        reward = velocity + ALIVE_BONUS - cost
+        info = {"velocity": velocity, "control_cost": cost}
         return self.finish(data, model, state, reward, healthy(data.qpos), info)
 
 

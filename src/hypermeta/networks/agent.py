@@ -62,8 +62,6 @@ class Agent(nn.Module):
     action_space: Space
     obs_dim: int
     task_dim: int = 1
-    raw_obs_dim: int = 0
-    """Observation size without the trial's done bit (what decoders reconstruct); 0: obs_dim."""
     num_cells: int = 0
     """Cells for a per-cell reward decoder (grid-worlds); 0: rewards are regressed."""
     image_shape: tuple[int, int, int] | None = None
@@ -100,7 +98,9 @@ class Agent(nn.Module):
             self._setup_decoders()
 
     def _setup_decoders(self) -> None:
-        inf, raw_dim = self.inference, self.raw_obs_dim or self.obs_dim
+        # Decoders read and reconstruct observations with the trial's done bit, as the
+        # reference's VAE states (Walker's state decoder predicts 18 values).
+        inf, raw_dim = self.inference, self.obs_dim
         if inf.decode_reward:
             if self.num_cells:
                 self.dec_reward = CellRewardDecoder(inf.reward_decoder, self.num_cells, name="dec_reward")
@@ -229,13 +229,12 @@ class Agent(nn.Module):
             self.embed_task(task)
         if self.method.variational:
             z = latent[..., : self.model.latent_dim]
-            raw = obs[..., : self.raw_obs_dim or self.obs_dim]
             if self.inference.decode_reward and self.num_cells:
                 self.dec_reward(z)
             elif self.inference.decode_reward:
-                self.dec_reward(z, raw, prev_action, raw)
+                self.dec_reward(z, obs, prev_action, obs)
             if self.inference.decode_state:
-                self.dec_state(z, raw, prev_action)
+                self.dec_state(z, obs, prev_action)
             if self.method.task_target != "none":
                 self.dec_task(z)
         return h, out

@@ -42,20 +42,26 @@ def task_embedding(agent: Agent, params, norms: Normalizers, task: Array) -> Arr
     return agent.apply(params, norms.task.normalize(task), method=Agent.embed_task)
 
 
-def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Array, use_task: Array | bool) -> Array:
-    """The policy's conditioning embedding: g(c_M) where `use_task`, else from the latent."""
+def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Array, use_task: Array | bool,
+              latent_gradient: bool = False) -> Array:
+    """The policy's conditioning embedding: g(c_M) where `use_task`, else from the latent.
+
+    `latent_gradient` keeps the gradient with respect to a VariBAD-type latent (only the
+    latent-gradient analysis asks for it; training stops it)."""
     method = agent.method
     if method.policy_input == "task":
         return task_embedding(agent, params, norms, task)
     if method.variational:
-        latent = jax.lax.stop_gradient(norms.latent.normalize(latent))
+        latent = norms.latent.normalize(latent)
+        latent = latent if latent_gradient else jax.lax.stop_gradient(latent)
     e = agent.apply(params, latent, method=Agent.embed_latent)
     if method.pretrain == "none":
         return e
     return jnp.where(use_task, task_embedding(agent, params, norms, task), e)
 
 
-def policy(agent: Agent, params, norms: Normalizers, obs: Array, latent: Array, task: Array, use_task: Array | bool):
+def policy(agent: Agent, params, norms: Normalizers, obs: Array, latent: Array, task: Array, use_task: Array | bool,
+           latent_gradient: bool = False):
     """(action distribution, value) for raw observations, latents and tasks."""
-    e = embedding(agent, params, norms, latent, task, use_task)
+    e = embedding(agent, params, norms, latent, task, use_task, latent_gradient)
     return agent.apply(params, norms.obs.normalize(obs), e, method=Agent.policy_from_embedding)

@@ -150,6 +150,7 @@ class HostTrainer:
                                  ("log_prob", log_prob), ("value", value),
                                  ("reward", reward.astype(np.float32).reshape(shape)),
                                  ("done", info["trial_done"].reshape(shape)),
+                                 ("timeout", info["timeout"].reshape(shape)),
                                  ("task", info["task"].reshape(shape + (-1,)).astype(np.float32)),
                                  ("episode", info["episode"].reshape(shape).astype(np.int32)), ("latent", latent),
                                  ("next_obs", info["next_obs"].reshape(shape + (-1,)).astype(np.float32))):

@@ -6,12 +6,16 @@ a diagonal Gaussian q_t = N(mu_t, sigma_t^2) (the two halves of the linear head,
 second read as log sigma^2). Each ELBO term t draws z_t ~ q_t and decodes the *whole*
 trial, past and future:
 
-    loss = sum_t sum_j rec(z_t, step j) + sum_t ||dec_task(z_t) - target||^2
-           + kl_weight * sum_t KL(q_t || q_{t-1}),     q_{-1} = N(0, I)
+    loss = mean_trials[sum_t sum_j rec(z_t, step j)]
+           + sum_trials[sum_t mean_dims (dec_task(z_t) - target)^2 + kl_weight * sum_t KL(q_t || q_{t-1})]
 
-summed over valid steps and averaged over trials. (The reference averages the
-reconstruction over trials but sums the KL and task terms over them, which weights
-those 25x more on Grid; we average all of them, original-implementation.md 7.6.)
+with q_{-1} = N(0, I): VariBAD's reductions, which the paper's kl_weight and task-inference
+coefficients were tuned with (original-implementation.md 7.6): reconstruction averaged over
+the trials of a batch, KL and task terms summed over them (`InferenceConfig.loss_reduction`
+"mean" averages every term instead). Squared errors of states and task targets are means
+over their dimensions, as the reference's MSE. With `elbo_subsample` S > 0, each trial
+draws S ELBO terms t (and their KL terms) and S decoded steps j within its own length;
+the reference's KL indexing slip (7.6, second bullet) is not reproduced.
 Targets: the raw task c_M (TI Naive), g(c_M) (TI), or the base network the
 hypernetwork generates for g(c_M) (BI), always without gradient.
 """
@@ -78,10 +82,24 @@ def task_target(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
     return jax.lax.stop_gradient(g)
 
 
-def _subsample(key: PRNGKey, length: int, n: int) -> Array:
-    if n <= 0 or n >= length:
-        return jnp.arange(length)
-    return jnp.sort(jax.random.choice(key, length, (n,), replace=False))
+def elbo_steps(key: PRNGKey, length: Array, padded: int, n: int) -> tuple[Array, Array]:
+    """(N, S) step indices of each trial and whether each is a real step.
+
+    `n` > 0: `n` steps per trial drawn uniformly with replacement within the trial's own
+    length (the reference's `vae_subsample_elbos/decodes`; never from the padding).
+    `n` = 0: every step of the padded length, masked beyond the trial's length.
+    """
+    if n <= 0:
+        steps = jnp.broadcast_to(jnp.arange(padded)[None, :], (length.shape[0], padded))
+        return steps, steps < length[:, None]
+    steps = jax.random.randint(key, (length.shape[0], n), 0, jnp.maximum(length, 1)[:, None])
+    return steps, jnp.broadcast_to((length > 0)[:, None], steps.shape)
+
+
+def _at(x: Array, steps: Array) -> Array:
+    """x[i, steps[i]] for per-trial data x (N, L, ...) and steps (N, S)."""
+    idx = steps.reshape(steps.shape + (1,) * (x.ndim - 2))
+    return jnp.take_along_axis(x, idx, axis=1)
 
 
 def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRNGKey,
@@ -91,45 +109,57 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
     n, length = trials.reward.shape
     latents = encode_trials(agent, params, trials)
     mu, logvar = latents[..., :ld], latents[..., ld:]
-    mask = trials.mask().astype(jnp.float32)
     prior_mu = jnp.concatenate([jnp.zeros_like(mu[:, :1]), mu[:, :-1]], axis=1)
     prior_logvar = jnp.concatenate([jnp.zeros_like(logvar[:, :1]), logvar[:, :-1]], axis=1)
-    kl = jnp.sum(gaussian_kl(mu, logvar, prior_mu, prior_logvar) * mask) / n
+    kl_steps = gaussian_kl(mu, logvar, prior_mu, prior_logvar)  # (N, L)
 
     noise_key, t_key, j_key = jax.random.split(key, 3)
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(noise_key, mu.shape)
-    ts, js = _subsample(t_key, length, cfg.elbo_subsample), _subsample(j_key, length, cfg.elbo_subsample)
-    z_t, mask_t = z[:, ts], mask[:, ts]
-    pair_mask = mask_t[:, :, None] * mask[:, js][:, None, :]  # (N, Lt, Lj): ELBO term t decodes step j
+    ts, mask_t = elbo_steps(t_key, trials.length, length, cfg.elbo_subsample)  # ELBO terms
+    mask_t = mask_t.astype(jnp.float32)
+    if cfg.elbo_subsample > 0 and cfg.resample_decodes:
+        # As many decodes as the batch's longest trial: a static count needs the padded
+        # length, so draw that many and weight each by longest / padded (same expectation).
+        js, mask_j = elbo_steps(j_key, trials.length, length, length)
+        mask_j = mask_j.astype(jnp.float32) * (jnp.max(trials.length) / length)
+    else:
+        js, mask_j = elbo_steps(j_key, trials.length, length, cfg.elbo_subsample)  # decoded steps
+        mask_j = mask_j.astype(jnp.float32)
+    z_t = _at(z, ts)
+    pair_mask = mask_t[:, :, None] * mask_j[:, None, :]  # (N, St, Sj): ELBO term t decodes step j
+    # Trials are averaged (reconstruction) or, with the reference's reduction, summed (KL, task).
+    per_trial = n
+    summed = 1 if cfg.loss_reduction == "reference" else n
+    kl = jnp.sum(_at(kl_steps, ts) * mask_t) / summed
 
     def pairs(x: Array) -> Array:
         """Per-step data (N, L, ...) at the decode steps, broadcast over the ELBO terms."""
-        x = x[:, js]
-        return jnp.broadcast_to(x[:, None], (n, ts.shape[0], *x.shape[1:]))
+        x = _at(x, js)
+        return jnp.broadcast_to(x[:, None], (n, ts.shape[1], *x.shape[1:]))
 
-    z_pairs = jnp.broadcast_to(z_t[:, :, None], (n, ts.shape[0], js.shape[0], ld))
-    raw_dim = trials.next_obs.shape[-1]
-    obs_raw = trials.obs[..., :raw_dim]
+    z_pairs = jnp.broadcast_to(z_t[:, :, None], (n, ts.shape[1], js.shape[1], ld))
     reward_rec = state_rec = task_loss = jnp.zeros(())
     if agent.inference.decode_reward:
         if agent.num_cells:
-            logits = agent.apply(params, z_t, method=lambda a, z: a.dec_reward(z))  # (N, Lt, cells)
-            cell = jnp.broadcast_to(trials.cell[:, js][:, None, :], pair_mask.shape)
+            logits = agent.apply(params, z_t, method=lambda a, z: a.dec_reward(z))  # (N, St, cells)
+            cell = jnp.broadcast_to(_at(trials.cell, js)[:, None, :], pair_mask.shape)
             picked = jnp.take_along_axis(logits, cell, axis=-1)
             hit = pairs(trials.cell_hit).astype(jnp.float32)
             err = optax.sigmoid_binary_cross_entropy(picked, hit)
         else:
-            pred = agent.apply(params, z_pairs, pairs(obs_raw), pairs(trials.action), pairs(trials.next_obs),
+            pred = agent.apply(params, z_pairs, pairs(trials.obs), pairs(trials.action), pairs(trials.next_obs),
                                method=lambda a, *x: a.dec_reward(*x))
             err = (pred - pairs(trials.reward)) ** 2
-        reward_rec = jnp.sum(err * pair_mask) / n
+        reward_rec = jnp.sum(err * pair_mask) / per_trial
     if agent.inference.decode_state:
-        pred = agent.apply(params, z_pairs, pairs(obs_raw), pairs(trials.action), method=lambda a, *x: a.dec_state(*x))
-        state_rec = jnp.sum(jnp.sum((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / n
+        pred = agent.apply(params, z_pairs, pairs(trials.obs), pairs(trials.action), method=lambda a, *x: a.dec_state(*x))
+        # Mean over the state's dimensions, as the reference's MSE.
+        state_rec = jnp.sum(jnp.mean((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / per_trial
     if m.task_target != "none":
-        target = task_target(agent, params, norms, trials.task)[:, None]
-        err = agent.apply(params, z_t, target, method=lambda a, z, y: a.dec_task.squared_error(z, y))
-        task_loss = jnp.sum(err * mask_t) / n
+        target = task_target(agent, params, norms, trials.task)
+        err = agent.apply(params, z_t, target[:, None], method=lambda a, z, y: a.dec_task.squared_error(z, y))
+        # Mean over the target's dimensions (25 for g(c), ~198k for a base network), as the reference.
+        task_loss = jnp.sum(err / target.shape[-1] * mask_t) / summed
     loss = reward_rec + state_rec + task_loss + cfg.kl_weight * kl
     stats = dict(zip(ELBO_STATS, (loss, kl, reward_rec, state_rec, task_loss)))
     return loss, stats

@@ -69,7 +69,7 @@ class Learner:
         self.method = get_method(cfg.method)
         self.agent = Agent(
             cfg.model, self.method, self.wrapper.action_space, self.wrapper.observation_space.shape[0],
-            task_dim=env.task_dim, raw_obs_dim=env.observation_space.shape[0], num_cells=env.num_cells,
+            task_dim=env.task_dim, num_cells=env.num_cells,
             image_shape=env.image_shape, inference=cfg.inference,
         )
         self.tx = ppo.make_optimizer(cfg.ppo)
@@ -90,7 +90,7 @@ class Learner:
         trials = TrialBuffer.create(
             self.cfg.inference.buffer_trials if variational else num_envs, num_envs,
             self.wrapper.max_trial_steps if variational else 1, obs_dim, action_feature_dim(self.wrapper.action_space),
-            self.wrapper.env.observation_space.shape[0], task_dim,
+            obs_dim, task_dim,
         )
         return RunState(
             params=params,

@@ -1,5 +1,16 @@
 """The run loop: all runs of a TrainConfig in one compiled program, with progress,
-metrics, checkpoints and resume."""
+metrics, checkpoints, resume and divergence detection.
+
+Divergence: after every chunk each run is checked for non-finite values among the
+chunk's metrics (losses and other training statistics first, then evaluation returns)
+and among its parameters (one jitted, run-vmapped all-finite reduction). The first
+chunk at which a run is seen non-finite marks it diverged at that chunk's last update
+(the resolution is one chunk of `eval_interval` updates): one line on the terminal, a
+record in diverged.json and summary.json, and `diverged` = 1 on its metrics.csv rows
+from then on. The run keeps training in the same compiled program (its NaNs cannot
+reach the other runs, which are vmapped or mapped side by side), so the other runs
+are unaffected; its returns are not a learning result.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +23,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS, make_env
+from hypermeta.envs.trial import reports_timeouts
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.observation import OBS_ENCODERS
-from hypermeta.rundir import RunDir, atomic_write_json
+from hypermeta.rundir import RunDir, atomic_write_json, run_key
 from hypermeta.training.inference import ELBO_STATS
 from hypermeta.training.host import HostTrainer
 from hypermeta.training.learner import Learner, pretrain_updates
@@ -48,14 +61,24 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--ppo.gamma must be in (0, 1], got {p.gamma}")
     if not 0 <= p.gae_lambda <= 1:
         raise UsageError(f"--ppo.gae-lambda must be in [0, 1], got {p.gae_lambda}")
-    for name in ("clip", "adam_eps", "max_grad_norm", "reward_clip"):
+    for name in ("clip", "adam_eps", "encoder_adam_eps", "max_grad_norm", "reward_clip"):
         if not getattr(p, name) > 0:
             raise UsageError(f"--ppo.{name.replace('_', '-')} must be positive, got {getattr(p, name)}")
     for name in ("value_coef", "entropy_coef"):
         if not getattr(p, name) >= 0:
             raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 0, got {getattr(p, name)}")
-    if p.num_envs % p.minibatches:
-        raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs}")
+    if p.minibatch not in ("transitions", "envs"):
+        raise UsageError(f"--ppo.minibatch must be 'transitions' or 'envs', got {p.minibatch!r}")
+    if p.minibatch == "envs" and p.num_envs % p.minibatches:
+        raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs} (--ppo.minibatch envs)")
+    if p.minibatches > p.frames_per_update:
+        raise UsageError(f"--ppo.minibatches {p.minibatches} exceeds the {p.frames_per_update} transitions of a rollout")
+    if p.time_limit not in ("terminal", "proper"):
+        raise UsageError(f"--ppo.time-limit must be 'terminal' or 'proper', got {p.time_limit!r}")
+    if p.time_limit == "proper" and not reports_timeouts(make_env(cfg.env)):
+        raise UsageError(f"--ppo.time-limit proper: {cfg.env} does not report time limits; use --ppo.time-limit terminal")
+    if cfg.inference.loss_reduction not in ("reference", "mean"):
+        raise UsageError(f"--inference.loss-reduction must be 'reference' or 'mean', got {cfg.inference.loss_reduction!r}")
     m = cfg.model
     for name in ("encoder_state_embed", "encoder_reward_embed", "gru_size", "latent_dim", "policy_state_embed", "policy_latent_embed"):
         if getattr(m, name) < 1:
@@ -115,8 +138,12 @@ def resolve_parallel_runs(parallel_runs: int) -> int:
     return 1 if jax.default_backend() == "cpu" else 0
 
 
-def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict]:
-    """One metrics.csv row per run from a chunk's vmapped metrics."""
+def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float, diverged: dict[int, dict] | None = None) -> list[dict]:
+    """One metrics.csv row per run from a chunk's vmapped metrics.
+
+    `diverged` holds the indices of the runs marked diverged (at this chunk or before);
+    their rows get `diverged` = 1, every other row 0."""
+    diverged = diverged or {}
     m = jax.tree.map(np.asarray, metrics)
     rows = []
     pretrain_frames = min(update, pretrain_updates(cfg)) * cfg.ppo.frames_per_update
@@ -137,8 +164,57 @@ def _rows(cfg: TrainConfig, metrics: dict, update: int, fps: float) -> list[dict
             if name in m:
                 row[name] = float(m[name][i])
         row["frames_per_second"] = fps
+        row["diverged"] = int(i in diverged)
         rows.append(row)
     return rows
+
+
+# Training statistics in the order a divergence message names them: the losses first.
+DIVERGENCE_ORDER = ("policy_loss", "value_loss", "entropy", *ELBO_STATS, "approx_kl", "clip_fraction",
+                    *GRAD_INFO, "train_reward")
+
+
+def _leaves_finite(params) -> jax.Array:
+    """Whether every floating-point value of one run's parameter pytree is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+params_finite = jax.jit(jax.vmap(_leaves_finite))
+"""(runs,) bool: `_leaves_finite` of every run of a stacked parameter pytree; one reduction
+per leaf, compiled once per parameter structure, and cheap next to a chunk."""
+
+
+def non_finite(metrics: dict, finite_params: np.ndarray) -> list[list[str]]:
+    """Per run, the names of the chunk's non-finite metrics (in DIVERGENCE_ORDER, then the
+    remaining metrics by name), followed by "parameters" if its parameters are not all
+    finite; an empty list for a healthy run."""
+    m = {name: np.asarray(v) for name, v in metrics.items()}
+    names = [n for n in DIVERGENCE_ORDER if n in m] + sorted(n for n in m if n not in DIVERGENCE_ORDER)
+    finite_params = np.asarray(finite_params, dtype=bool)
+    found: list[list[str]] = [[] for _ in range(len(finite_params))]
+    for name in names:
+        values = m[name]
+        if not np.issubdtype(values.dtype, np.inexact):
+            continue
+        bad = ~np.isfinite(values).reshape(len(found), -1).all(axis=1)
+        for i in np.flatnonzero(bad):
+            found[i].append(name)
+    for i in np.flatnonzero(~finite_params):
+        found[i].append("parameters")
+    return found
+
+
+def divergence_line(seed: int, lr: float, record: dict, resumed: bool = False) -> str:
+    """The one terminal line that reports a diverged run."""
+    what = record["non_finite"]
+    shown = what[:3] if len(what) <= 4 else what[:2]
+    rest = what[len(shown):]
+    tail = "" if not rest else f" and {rest[0]}" if len(rest) == 1 else f" and {len(rest)} more"
+    reason = "non-finite " + ", ".join(shown) + tail
+    when = ", before this resume," if resumed else ""
+    return (f"run seed {seed} lr {lr:g} diverged at update {record['update']}{when} ({reason}); "
+            "its returns are not a learning result")
 
 
 class Stopped(KeyboardInterrupt):
@@ -189,6 +265,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
         if restored is not None:
             start, states = restored
         run.truncate_metrics(start)
+        run.truncate_diverged(start)
 
     with contextlib.ExitStack() as envs:
         if learner.on_host:  # gymnasium envs stepped in Python; closed when training ends
@@ -214,10 +291,20 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
     def frames_text(u: int) -> str:
         return f"{u * cfg.ppo.frames_per_update / 1e6:.2f}M/{frames_total / 1e6:.2f}M"
 
+    # Run index -> {"update", "non_finite"} of the runs marked diverged (kept across a resume).
+    keys = [run_key(seed, lr) for seed, lr in cfg.runs]
+    stored = run.read_diverged()
+    diverged = {i: stored[k] for i, k in enumerate(keys) if k in stored}
+
+    def say(console, line: str) -> None:  # one line, never wrapped or styled
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     with _stop_requests() as stop, Progress(*columns, disable=not show_progress, transient=False) as progress:
         progress.console.print(f"[bold]{cfg.method}[/bold] on [bold]{cfg.env}[/bold]: {len(cfg.runs)} "
                                f"run{'' if len(cfg.runs) == 1 else 's'} x {total:,} updates of {cfg.ppo.frames_per_update} "
                                f"frames -> {out}" + (" (resumed)" if start else ""))
+        for i, record in sorted(diverged.items()):
+            say(progress.console, divergence_line(*cfg.runs[i], record, resumed=True))
         bar = progress.add_task("train", total=frames_total, completed=start * cfg.ppo.frames_per_update,
                                 frames=frames_text(start), fps="-", ret="-")
         try:
@@ -233,11 +320,20 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
                     compile_seconds, compiled = elapsed, True
                 else:
                     progress.update(bar, fps=f"{fps:,.0f}")
-                rows = _rows(cfg, metrics, update, fps)
+                # Checked before the next chunk call donates `states`.
+                found = non_finite(metrics, np.asarray(params_finite(states.params)))
+                new = {i: {"update": update, "non_finite": names} for i, names in enumerate(found)
+                       if names and i not in diverged}
+                if new:
+                    diverged.update(new)
+                    run.write_diverged({keys[i]: record for i, record in diverged.items()})
+                    for i, record in sorted(new.items()):
+                        say(progress.console, divergence_line(*cfg.runs[i], record))
+                rows = _rows(cfg, metrics, update, fps, diverged)
                 run.append_metrics(rows)
-                mean_ret = np.mean([r["meta_episode_return"] for r in rows])
+                healthy = [r["meta_episode_return"] for r in rows if not r["diverged"]]
                 progress.update(bar, completed=update * cfg.ppo.frames_per_update, frames=frames_text(update),
-                                ret=f"{mean_ret:.2f}")
+                                ret=f"{np.mean(healthy):.2f}" if healthy else "diverged")
                 if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
                     run.save_checkpoint(update, states)
                     last_ckpt = update
@@ -252,13 +348,22 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
     from hypermeta.analysis.plot import plot_run
 
     plot_run(run, cfg)
-    rows = [r for r in run.read_metrics() if int(r["update"]) == update]
+    rows = {run_key(int(r["seed"]), float(r["lr"])): r for r in run.read_metrics() if int(r["update"]) == update}
+    marked = {keys[i]: record for i, record in diverged.items()}
     atomic_write_json(run.summary_path, {
         "updates": update, "frames_per_run": update * cfg.ppo.frames_per_update,
         "wall_seconds": time.time() - t_start, "compile_seconds": compile_seconds,
-        "final_meta_episode_return": {f"seed={r['seed']},lr={r['lr']}": float(r["meta_episode_return"]) for r in rows},
+        # A diverged run's return is not a learning result: null, and its record under "diverged".
+        "final_meta_episode_return": {k: None if k in marked else float(rows[k]["meta_episode_return"])
+                                      for k in keys if k in rows},
+        "diverged": marked,
     })
     run.close()
+    if diverged:
+        listed = ", ".join(f"seed {cfg.runs[i][0]} lr {cfg.runs[i][1]:g} at update {r['update']}"
+                           for i, r in sorted(diverged.items()))
+        say(progress.console, f"{len(diverged)} of {len(cfg.runs)} runs diverged ({listed}); their returns are not "
+                              "a learning result (diverged.json, summary.json, the diverged column of metrics.csv)")
     if stopped:
         where = f"stopped; the run in {out} had just finished (summary.json written)"
         raise Stopped(where, where)

@@ -1,9 +1,15 @@
 """Recurrent PPO over trials: reward scaling, GAE and the clipped update.
 
-The update replays each minibatch's stored sequences through the encoder from
-their stored initial hidden state (full BPTT over the rollout), then applies the
-policy to all T x B steps at once: the encoder is sequential, the (heavy)
-policy is one batched call. Minibatches split the environment axis.
+Minibatches (`PPOConfig.minibatch`) are, by default, the reference's: each is a random
+subset of *all* T x E transitions of the rollout, drawn afresh every epoch
+(`online_storage.feed_forward_generator`). For methods whose RL loss trains the encoder
+(RNN, RNN+S, RNN+HN, the end-to-end + TI methods) the encoder is replayed over the
+whole rollout from its stored initial hidden state before every minibatch step, so
+each minibatch carries gradients through the current encoder (full BPTT over the
+rollout, as the reference's `recompute_embeddings`). VariBAD-type methods read the
+latents stored while acting: PPO does not move their encoder, so a replay would
+recompute the same numbers. "envs" splits the environment axis instead: each
+minibatch replays whole sequences of E / minibatches environments.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ class RewardScaler:
 
         def step(ret, inputs):
             r, d = inputs
-            ret = ret * gamma + r
-            return jnp.where(d, 0.0, ret), ret
+            # The reference's VecNormalize zeroes the running return of a finished trial
+            # *before* recording it, so a trial's last step adds a 0 to the statistics.
+            ret = jnp.where(d, 0.0, ret * gamma + r)
+            return ret, ret
 
         ret, returns = jax.lax.scan(step, self.ret, (rewards, dones))
         rms = self.rms.update(returns)
@@ -49,22 +57,28 @@ class RewardScaler:
         return RewardScaler(ret, rms), scaled
 
 
-def gae(rewards: Array, values: Array, dones: Array, last_value: Array, gamma: float, lam: float) -> tuple[Array, Array]:
+def gae(rewards: Array, values: Array, dones: Array, last_value: Array, gamma: float, lam: float,
+        timeouts: Array | None = None) -> tuple[Array, Array]:
     """Generalised advantage estimates and value targets for (T, E) arrays.
 
     `dones[t]` means step t ended the trial: nothing is bootstrapped across it.
+    `timeouts[t]` (the reference's "proper time limits", `bad_masks`): step t ended the
+    trial at a time limit, so its advantage is 0 and its value target is its own value
+    (`online_storage._compute_returns`); earlier steps then bootstrap from V(s_t).
     """
+    if timeouts is None:
+        timeouts = jnp.zeros_like(dones)
 
     def step(carry, inputs):
         next_adv, next_value = carry
-        r, v, d = inputs
+        r, v, d, cut = inputs
         not_done = 1.0 - d.astype(jnp.float32)
         delta = r + gamma * next_value * not_done - v
-        adv = delta + gamma * lam * not_done * next_adv
+        adv = (delta + gamma * lam * not_done * next_adv) * (1.0 - cut.astype(jnp.float32))
         return (adv, v), adv
 
     _, advantages = jax.lax.scan(
-        step, (jnp.zeros_like(last_value), last_value), (rewards, values, dones), reverse=True
+        step, (jnp.zeros_like(last_value), last_value), (rewards, values, dones, timeouts), reverse=True
     )
     return advantages, advantages + values
 
@@ -87,66 +101,109 @@ def _huber(x: Array) -> Array:
     return optax.huber_loss(x, delta=1.0)
 
 
+@struct.dataclass
+class Minibatch:
+    """The per-transition data of one minibatch, flattened to (N, ...)."""
+
+    obs: Array
+    latent: Array  # the latent the policy reads (replayed through the current encoder where PPO trains it)
+    task: Array
+    action: Array
+    log_prob: Array
+    value: Array
+    advantage: Array
+    target: Array
+
+
+def policy_latents(agent: Agent, params, rollout: Rollout) -> Array:
+    """The (T, E, F) latents the policy reads in the update.
+
+    Where PPO trains the encoder (`encoder == "rl"`) they are replayed from the rollout's
+    initial hidden state with the current parameters (a graph through the encoder);
+    otherwise the latents stored while acting are those the replay would give.
+    """
+    if agent.method.encoder == "rl":
+        return replay_latents(agent, params, rollout)
+    return rollout.latent
+
+
+def gather(rollout: Rollout, latents: Array, advantages: Array, targets: Array, idx: Array) -> Minibatch:
+    """The transitions at flat indices `idx` of (T, E) arrays (index t * E + e)."""
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])[idx]  # noqa: E731
+    return Minibatch(obs=flat(rollout.obs), latent=flat(latents), task=flat(rollout.task), action=flat(rollout.action),
+                     log_prob=flat(rollout.log_prob), value=flat(rollout.value), advantage=flat(advantages),
+                     target=flat(targets))
+
+
 def ppo_loss(
-    params, agent: Agent, norms: Normalizers, batch: Rollout, advantages: Array, targets: Array, cfg: PPOConfig,
-    use_task: Array | bool = False, aux_weight: float = 0.0,
-) -> tuple[Array, dict[str, Array]]:
-    """Clipped surrogate + clipped Huber value loss - entropy bonus, for one minibatch.
+    params, agent: Agent, norms: Normalizers, rollout: Rollout, idx: Array, advantages: Array, targets: Array,
+    cfg: PPOConfig, use_task: Array | bool = False, aux_weight: float = 0.0,
+) -> tuple[Array, tuple[dict[str, Array], Minibatch]]:
+    """Clipped surrogate + clipped Huber value loss - entropy bonus, for the transitions `idx`
+    of `rollout` (the encoder is replayed over all of `rollout` first, see `policy_latents`).
 
     `use_task`: the rollout was collected conditioned on the true task (pre-training).
     Methods with an auxiliary task-inference loss add `aux_weight` times it.
     """
-    latents = replay_latents(agent, params, batch)
-    dist, value = conditioning.policy(agent, params, norms, batch.obs, latents, batch.task, use_task)
-    log_prob = dist.log_prob(batch.action)
-    ratio = jnp.exp(log_prob - batch.log_prob)
-    surrogate = jnp.minimum(ratio * advantages, jnp.clip(ratio, 1 - cfg.clip, 1 + cfg.clip) * advantages)
+    mb = gather(rollout, policy_latents(agent, params, rollout), advantages, targets, idx)
+    dist, value = conditioning.policy(agent, params, norms, mb.obs, mb.latent, mb.task, use_task)
+    log_prob = dist.log_prob(mb.action)
+    ratio = jnp.exp(log_prob - mb.log_prob)
+    adv = mb.advantage
+    surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip, 1 + cfg.clip) * adv)
     policy_loss = -jnp.mean(surrogate)
-    value_clipped = batch.value + jnp.clip(value - batch.value, -cfg.clip, cfg.clip)
-    value_loss = 0.5 * jnp.mean(jnp.maximum(_huber(value - targets), _huber(value_clipped - targets)))
+    value_clipped = mb.value + jnp.clip(value - mb.value, -cfg.clip, cfg.clip)
+    value_loss = 0.5 * jnp.mean(jnp.maximum(_huber(value - mb.target), _huber(value_clipped - mb.target)))
     entropy = jnp.mean(dist.entropy())
     loss = cfg.value_coef * value_loss + policy_loss - cfg.entropy_coef * entropy
     extra = {}
     if agent.method.has_aux_loss:
-        e = conditioning.embedding(agent, params, norms, latents, batch.task, False)
-        extra["task_inference_loss"] = inference.aux_loss(agent, params, norms, e, batch.task)
+        e = conditioning.embedding(agent, params, norms, mb.latent, mb.task, False)
+        extra["task_inference_loss"] = inference.aux_loss(agent, params, norms, e, mb.task)
         loss = loss + aux_weight * extra["task_inference_loss"]
     stats = {**extra,
         "policy_loss": policy_loss,
         "value_loss": value_loss,
         "entropy": entropy,
-        "approx_kl": jnp.mean(batch.log_prob - log_prob),
+        "approx_kl": jnp.mean(mb.log_prob - log_prob),
         "clip_fraction": jnp.mean(jnp.abs(ratio - 1) > cfg.clip),
     }
-    return loss, (stats, latents)
+    return loss, (stats, mb)
 
 
-def latent_grad_info(agent: Agent, params, norms: Normalizers, obs: Array, latents: Array) -> dict[str, Array]:
+def latent_grad_info(agent: Agent, params, norms: Normalizers, mb: Minibatch,
+                     use_task: Array | bool = False) -> dict[str, Array]:
     """The paper's latent-gradient analysis (section 5, Figure 11) for one minibatch.
 
     The gradient of the critic's value summed over the batch with respect to the latent
-    fed to the policy (the encoder's output, before the policy's latent embedding, whose
-    tanh output is the hypernetwork's input for RNN+HN) and to the raw observation
-    (before normalisation). Each is reduced to an L2 norm per item, then averaged over
-    items; the inputs' own norms come along. RNN's policy never sees the state, so its
-    state gradient is 0.
+    fed to the policy (the encoder's output, before the policy's latent normalisation and
+    embedding, whose tanh output is the hypernetwork's input for RNN+HN) and to the raw
+    observation (before normalisation), through the same conditioning path as acting
+    (`conditioning.policy`: latent normalisation for VariBAD-type methods, the task
+    embedding during pre-training, where the latent's gradient is therefore 0). Each is
+    reduced to an L2 norm per item, then averaged over items; the inputs' own norms come
+    along. RNN's policy never sees the state, so its state gradient is 0.
     """
 
     def value_sum(latent: Array, raw_obs: Array) -> Array:
-        _, value = agent.apply(params, norms.obs.normalize(raw_obs), latent, method=Agent.policy)
+        _, value = conditioning.policy(agent, params, norms, raw_obs, latent, mb.task, use_task,
+                                       latent_gradient=True)
         return value.sum()
 
-    g_latent, g_obs = jax.grad(value_sum, argnums=(0, 1))(latents, obs)
+    g_latent, g_obs = jax.grad(value_sum, argnums=(0, 1))(mb.latent, mb.obs)
     norm = lambda x: jnp.mean(jnp.linalg.norm(x, axis=-1))  # noqa: E731
     return {"latent_grad_norm": norm(g_latent), "state_grad_norm": norm(g_obs),
-            "latent_norm": norm(latents), "state_norm": norm(obs)}
+            "latent_norm": norm(mb.latent), "state_norm": norm(mb.obs)}
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
-    """Adam direction with separate gradient clipping for the encoder and the actor-critic.
+    """Adam directions with separate gradient clipping for the encoder and the actor-critic.
 
-    The learning rate is applied by the caller, so runs with different rates share
-    one optimizer structure and can be vmapped. Decoders are the ELBO's alone.
+    As in the reference, the encoder has its own Adam (the VAE optimiser, which RL^2-type
+    methods train with the policy's learning rate) with PyTorch's default eps 1e-8
+    (`cfg.encoder_adam_eps`), and the actor-critic's Adam uses `cfg.adam_eps`. The
+    learning rate is applied by the caller, so runs with different rates share one
+    optimizer structure and can be vmapped. Decoders are the ELBO's alone.
     """
 
     def group(name: str) -> str:
@@ -156,10 +213,31 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
         return {"params": {name: jax.tree.map(lambda _: group(name), sub) for name, sub in params["params"].items()}}
 
     clip = optax.clip_by_global_norm(cfg.max_grad_norm)
-    return optax.chain(
-        optax.multi_transform({"encoder": clip, "policy": clip, "decoder": optax.set_to_zero()}, labels),
-        optax.scale_by_adam(eps=cfg.adam_eps),
-    )
+    return optax.multi_transform({
+        "encoder": optax.chain(clip, optax.scale_by_adam(eps=cfg.encoder_adam_eps)),
+        "policy": optax.chain(clip, optax.scale_by_adam(eps=cfg.adam_eps)),
+        "decoder": optax.set_to_zero(),
+    }, labels)
+
+
+def minibatch_indices(key: PRNGKey, num_steps: int, num_envs: int, minibatches: int, mode: str) -> Array:
+    """(minibatches, size) flat transition indices (t * E + e) for one epoch.
+
+    "transitions": a random partition of all T x E transitions (the reference's
+    `BatchSampler(SubsetRandomSampler(...), drop_last=True)`; a remainder is dropped).
+    "envs": every step of E / minibatches randomly chosen environments per minibatch.
+    """
+    if mode == "transitions":
+        size = num_steps * num_envs // minibatches
+        return jax.random.permutation(key, num_steps * num_envs)[: minibatches * size].reshape(minibatches, size)
+    envs = jax.random.permutation(key, num_envs).reshape(minibatches, num_envs // minibatches)
+    return (jnp.arange(num_steps)[None, :, None] * num_envs + envs[:, None, :]).reshape(minibatches, -1)
+
+
+def _take_envs(rollout: Rollout, envs: Array) -> Rollout:
+    """The sub-rollout of environments `envs` (axis 1 of time-major arrays, axis 0 of the rest)."""
+    sub = jax.tree.map(lambda x: x[:, envs], rollout.replace(init_hidden=None, last_value=None))
+    return sub.replace(init_hidden=rollout.init_hidden[envs], last_value=rollout.last_value[envs])
 
 
 def update(
@@ -177,35 +255,37 @@ def update(
     use_task: Array | bool = False,
     aux_weight: float = 0.0,
 ) -> tuple[Any, Any, dict[str, Array]]:
-    """`cfg.epochs` passes over the rollout in `cfg.minibatches` environment-axis minibatches.
+    """`cfg.epochs` passes over the rollout in `cfg.minibatches` minibatches (`cfg.minibatch`).
 
     With `grad_info`, the stats also hold `latent_grad_info` of every minibatch, taken
     with the parameters before that minibatch's step, averaged like the losses.
     """
-    advantages, targets = gae(scaled_rewards, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    num_envs = rollout.reward.shape[1]
-    mb_envs = num_envs // cfg.minibatches
+    timeouts = rollout.timeout if cfg.time_limit == "proper" else None
+    advantages, targets = gae(scaled_rewards, rollout.value, rollout.done, rollout.last_value, cfg.gamma,
+                              cfg.gae_lambda, timeouts)
+    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-5)
+    num_steps, num_envs = rollout.reward.shape
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
-    def take(envs: Array):
-        """Select environments (axis 1 of time-major arrays, axis 0 of init_hidden/last_value)."""
-        batch = jax.tree.map(lambda x: x[:, envs], rollout.replace(init_hidden=None, last_value=None))
-        batch = batch.replace(init_hidden=rollout.init_hidden[envs], last_value=rollout.last_value[envs])
-        return batch, advantages[:, envs], targets[:, envs]
-
-    def minibatch_step(carry, envs):
+    def minibatch_step(carry, idx):
         params, opt_state = carry
-        batch, adv, tgt = take(envs)
-        (_, (stats, latents)), grads = grad_fn(params, agent, norms, batch, adv, tgt, cfg, use_task, aux_weight)
+        if cfg.minibatch == "envs":
+            # Only the chosen environments' sequences are replayed: re-index into them.
+            envs = idx[: num_envs // cfg.minibatches] % num_envs
+            data = _take_envs(rollout, envs)
+            adv, tgt = advantages[:, envs], targets[:, envs]
+            idx = jnp.arange(idx.shape[0])
+        else:
+            data, adv, tgt = rollout, advantages, targets
+        (_, (stats, mb)), grads = grad_fn(params, agent, norms, data, idx, adv, tgt, cfg, use_task, aux_weight)
         if grad_info:
-            stats = {**stats, **latent_grad_info(agent, params, norms, batch.obs, latents)}
+            stats = {**stats, **latent_grad_info(agent, params, norms, mb, use_task)}
         direction, opt_state = tx.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
         return (params, opt_state), stats
 
     def epoch(carry, key):
-        order = jax.random.permutation(key, num_envs).reshape(cfg.minibatches, mb_envs)
+        order = minibatch_indices(key, num_steps, num_envs, cfg.minibatches, cfg.minibatch)
         return jax.lax.scan(minibatch_step, carry, order)
 
     (params, opt_state), stats = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, cfg.epochs))

@@ -49,10 +49,11 @@ class Rollout:
     value: Array  # (T, E)
     reward: Array  # (T, E) raw rewards
     done: Array  # (T, E) the step ended the trial (a true terminal of the meta-episode)
+    timeout: Array  # (T, E) the trial ended at a time limit (PPOConfig.time_limit "proper")
     task: Array  # (T, E, task_dim) the task of the step (targets for task inference)
     episode: Array  # (T, E) episode index within the trial
     latent: Array  # (T, E, 2 * latent_dim) the encoder's output the policy read
-    next_obs: Array  # (T, E, raw_obs_dim) the MDP's observation after the step, before any reset
+    next_obs: Array  # (T, E, obs_dim) the MDP's observation after the step, before any reset, with the episode's done bit
     cell: Array  # (T, E) int32 the agent's cell after the step (0 where the env has no cells)
     cell_hit: Array  # (T, E) bool the step earned the goal reward of its cell
     init_hidden: Array  # (E, H) encoder state before step 0
@@ -144,6 +145,7 @@ def collect(
             value=value,
             reward=reward,
             done=done,
+            timeout=info["timeout"],
             task=info["task"],
             episode=info["episode"],
             latent=latent,

@@ -23,17 +23,17 @@ class Trials:
     obs: Array  # (N, L, obs_dim) encoder observations (with the done bit)
     action: Array  # (N, L, action_features)
     reward: Array  # (N, L) raw rewards
-    next_obs: Array  # (N, L, raw_obs_dim)
+    next_obs: Array  # (N, L, next_obs_dim)
     cell: Array  # (N, L) int32
     cell_hit: Array  # (N, L) bool
     task: Array  # (N, task_dim)
     length: Array  # (N,) int32 valid steps
 
     @staticmethod
-    def zeros(n: int, length: int, obs_dim: int, action_dim: int, raw_obs_dim: int, task_dim: int) -> "Trials":
+    def zeros(n: int, length: int, obs_dim: int, action_dim: int, next_obs_dim: int, task_dim: int) -> "Trials":
         return Trials(
             obs=jnp.zeros((n, length, obs_dim)), action=jnp.zeros((n, length, action_dim)),
-            reward=jnp.zeros((n, length)), next_obs=jnp.zeros((n, length, raw_obs_dim)),
+            reward=jnp.zeros((n, length)), next_obs=jnp.zeros((n, length, next_obs_dim)),
             cell=jnp.zeros((n, length), jnp.int32), cell_hit=jnp.zeros((n, length), bool),
             task=jnp.zeros((n, task_dim)), length=jnp.zeros((n,), jnp.int32),
         )
@@ -58,11 +58,11 @@ class TrialBuffer:
     running: Trials  # (num_envs, L, ...) the trial in progress of every environment
 
     @staticmethod
-    def create(capacity: int, num_envs: int, length: int, obs_dim: int, action_dim: int, raw_obs_dim: int,
+    def create(capacity: int, num_envs: int, length: int, obs_dim: int, action_dim: int, next_obs_dim: int,
                task_dim: int) -> "TrialBuffer":
         if capacity < num_envs:
             raise ValueError(f"the trial buffer ({capacity}) must hold at least one trial per env ({num_envs})")
-        dims = (length, obs_dim, action_dim, raw_obs_dim, task_dim)
+        dims = (length, obs_dim, action_dim, next_obs_dim, task_dim)
         return TrialBuffer(Trials.zeros(capacity, *dims), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
                            Trials.zeros(num_envs, *dims))
 
