@@ -21,13 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import pytest
 
 from hypermeta.cli import main
 from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
-from hypermeta.methods.registry import METHODS, get_method
+from hypermeta.methods.registry import METHODS
 
 SMALL = [
     "--model.gru-size", "16",
@@ -140,32 +139,6 @@ TINY_STORED = dataclasses.replace(EXPECTED_CONFIG, method="rnn")
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-    """A JAX compilation cache for this module, so a resumed run reuses the compiled chunk.
-
-    Only a speed-up: results do not depend on it. It uses a private JAX helper to
-    re-read the settings; without it the tests are just slower.
-    """
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    try:
-        from jax._src import compilation_cache as cc
-
-        old = {n: getattr(jax.config, n) for n in names}
-    except (ImportError, AttributeError):
-        yield None
-        return
-    cache_dir = tmp_path_factory.mktemp("jax-cache")
-    for n, v in zip(names, (str(cache_dir), 0.0, 0)):
-        jax.config.update(n, v)
-    cc.reset_cache()
-    yield cache_dir
-    for n, v in old.items():
-        jax.config.update(n, v)
-    cc.reset_cache()
 
 
 @pytest.fixture(scope="module")

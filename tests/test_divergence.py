@@ -18,7 +18,6 @@ import math
 import shutil
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -51,27 +50,6 @@ def train(argv: list[str]) -> str:
         except SystemExit as e:
             pytest.fail(f"hypermeta exited with {e.code}")
     return out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-    """A JAX compilation cache for this module (only a speed-up; see tests/test_cli.py)."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    try:
-        from jax._src import compilation_cache as cc
-
-        old = {n: getattr(jax.config, n) for n in names}
-    except (ImportError, AttributeError):
-        yield None
-        return
-    for n, v in zip(names, (str(tmp_path_factory.mktemp("jax-cache")), 0.0, 0)):
-        jax.config.update(n, v)
-    cc.reset_cache()
-    yield
-    for n, v in old.items():
-        jax.config.update(n, v)
-    cc.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -420,3 +420,21 @@ def test_walker_state_decoder_reconstructs_the_done_bit():
            if "bias" in jax.tree_util.keystr(path)][-1]
     assert out == 18 == learner.wrapper.observation_space.shape[0]
     assert state.trials.trials.next_obs.shape[-1] == 18
+
+
+@pytest.mark.parametrize("method", ["rnn-hn-ti", "rnn-hn-bi"])
+def test_aux_loss_is_a_mean_over_items_and_dimensions(method):
+    """The reference's `add_ti_loss`: ((target - conditioning)^2).mean() over items and
+    dimensions (25 for g(c); every generated base-network weight for BI)."""
+    learner, state = learner_and_state(method)
+    agent = learner.agent
+    params = jax.tree.map(lambda p: p + 0.05 * jnp.sin(jnp.arange(p.size).reshape(p.shape)), state.params)
+    task = jnp.asarray([[3.0, 1.0], [0.0, 4.0], [2.0, 2.0]])
+    e = jnp.tanh(jnp.asarray(np.random.default_rng(0).normal(size=(3, MODEL.policy_latent_embed)), jnp.float32))
+    g = conditioning.task_embedding(agent, params, state.norms, task)
+    if method == "rnn-hn-bi":
+        mine = jax.vmap(lambda x: agent.apply(params, x, method=Agent.base_net))
+        expected = np.mean((np.asarray(mine(e)) - np.asarray(mine(g))) ** 2)
+    else:
+        expected = np.mean((np.asarray(e) - np.asarray(g)) ** 2)
+    np.testing.assert_allclose(inference.aux_loss(agent, params, state.norms, e, task), expected, rtol=2e-3)

@@ -68,6 +68,7 @@ class PPOConfig:
     """Steps per environment per update; the hidden state is carried across rollouts."""
     epochs: int = 2
     minibatches: int = 4
+    """Minibatches per epoch (the reference's `ppo_num_minibatch`)."""
     minibatch: Literal["transitions", "envs"] = "transitions"
     """How an epoch is split into minibatches. "transitions" (the reference's): random
     subsets of all num_envs x num_steps transitions, the encoder replayed over the whole

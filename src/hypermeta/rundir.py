@@ -193,7 +193,9 @@ class RunDir:
             state = self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
         except Exception as e:  # orbax raises many types for unreadable or mismatched data
             raise UsageError(
-                f"--resume {str(self.path)!r}: checkpoint {step} cannot be restored into this configuration ({type(e).__name__}: {str(e)[:200]})"
+                f"--resume {str(self.path)!r}: checkpoint {step} cannot be restored into this configuration "
+                f"(a run directory written by an older hypermeta whose state layout changed cannot be resumed: "
+                f"start a new --out) ({type(e).__name__}: {str(e)[:200]})"
             ) from None
         return step, state
 

@@ -138,8 +138,9 @@ def markdown_table(best_lr: pd.DataFrame, final: pd.DataFrame, average: pd.DataF
     return "\n".join(lines) + "\n"
 
 
-def diverged_section(diverged: pd.DataFrame) -> list[str]:
-    """Markdown lines listing every diverged run (none if there is none)."""
+def diverged_section(diverged: pd.DataFrame, tuned: bool = False) -> list[str]:
+    """Markdown lines listing every diverged run (none if there is none); `tuned`: the report
+    is tuned over the state embedding, so each run's size is named."""
     if diverged.empty:
         return []
     lines = ["## Diverged runs", "",
@@ -149,14 +150,17 @@ def diverged_section(diverged: pd.DataFrame) -> list[str]:
              "learning rates), so the figures, the best-lr table and the aggregates below hold no diverged run. "
              "`update` is the end of the evaluation interval in which the run was first seen non-finite.", "",
              "| environment | method | lr | seed | update | frames |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} | {int(r['seed'])} | {int(r['update']):,} | "
+    size = lambda r: f" (state embedding {int(r['state_embed'])})" if tuned else ""  # noqa: E731
+    lines += [f"| {r['env']} | {_label(r['method'])}{size(r)} | {r['lr']:g} | {int(r['seed'])} | {int(r['update']):,} | "
               f"{int(r['frames']):,} |" for _, r in diverged.iterrows()]
     return [*lines, ""]
 
 
-def _divergence_note(diverged: pd.DataFrame, env: str, method: str, lr: float, runs: int) -> str:
-    """'' or 'k of n seeds (seed S at update U, ...); not eligible' for one (env, method, lr)."""
-    d = diverged[(diverged["env"] == env) & (diverged["method"] == method) & (diverged["lr"] == lr)]
+def _divergence_note(diverged: pd.DataFrame, row: pd.Series, runs: int) -> str:
+    """'' or 'k of n seeds (seed S at update U, ...); not eligible' for one configuration
+    (env, method, lr and the state embedding where the report is tuned over it)."""
+    keys = [k for k in stats.group_keys(diverged) if k in row.index]
+    d = diverged[(diverged[keys] == row[keys]).all(axis=1)] if len(diverged) else diverged
     if d.empty:
         return ""
     where = ", ".join(f"seed {int(r['seed'])} at update {int(r['update']):,}" for _, r in d.iterrows())
@@ -233,7 +237,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
                f"{', '.join(f'{env} at {b:,} frames' for env, b in cut.items())}.", ""] if cut else []),
             *([f"Unfinished runs (no summary.json) are included up to their last evaluation: "
                f"{', '.join(sorted(df.loc[~df['finished'], 'run_dir'].unique()))}.", ""] if (~df["finished"]).any() else []),
-            *diverged_section(diverged),
+            *diverged_section(diverged, tuned),
             "## Final and average return at the best learning rate", "",
             markdown_table(best_lr, final, average, frames, tuned),
             *[f"{_label(m)} on {e}: every learning rate diverged in at least one seed; no best learning rate.\n"
@@ -245,7 +249,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
             f"|---|---|---|{'---|' if tuned else ''}---|---|---|"]
     text += [f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} |{f' {int(r.state_embed)} |' if tuned else ''} "
              f"{int(r['count'])} | {r['mean']:.2f} | "
-             f"{_divergence_note(diverged, r['env'], r['method'], r['lr'], int(r['count']))} |"
+             f"{_divergence_note(diverged, r, int(r['count']))} |"
              for _, r in sweep.iterrows()]
     agg_text, agg_fig = aggregate_section(best)
     text += ["", "## Aggregate across environments", "", agg_text]

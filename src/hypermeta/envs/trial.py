@@ -133,7 +133,10 @@ def reports_timeouts(env: EnvironmentBase) -> bool:
     """Whether `env` says which episode ends are time limits (`info["timeout"]`), which
     "proper time limits" need. Host environments always do (gymnasium's `truncated`)."""
     from hypermeta.envs.base import Environment
+    from hypermeta.envs.host import JaxOnHost
 
+    if isinstance(env, JaxOnHost):  # a JAX env stepped in Python: truncated only where it reports timeouts
+        return reports_timeouts(env.env)
     if not isinstance(env, Environment):
         return True
     key = jax.random.PRNGKey(0)

@@ -198,7 +198,8 @@ def vae_update(agent: Agent, tx: optax.GradientTransformation, cfg: InferenceCon
 
 
 def aux_loss(agent: Agent, params, norms: Normalizers, e: Array, task: Array) -> Array:
-    """End-to-end + task inference: mean squared distance of the policy's conditioning to the target.
+    """End-to-end + task inference: mean squared error of the policy's conditioning against the
+    target, averaged over items and dimensions (the reference's `add_ti_loss`: `.mean()`).
 
     TI: the latent embedding e_t against g(c_M). BI: the base network the hypernetwork
     generates from e_t against the one it generates from g(c_M); the generator is affine
@@ -209,5 +210,5 @@ def aux_loss(agent: Agent, params, norms: Normalizers, e: Array, task: Array) ->
     d = e - jax.lax.stop_gradient(conditioning.task_embedding(agent, params, norms, task))
     if agent.method.task_target == "base-net":
         gram = jax.lax.stop_gradient(agent.apply(params, method=Agent.base_net_gram))
-        return jnp.mean(jnp.einsum("...i,ij,...j->...", d, gram, d))
-    return jnp.mean(jnp.sum(d**2, axis=-1))
+        return jnp.mean(jnp.einsum("...i,ij,...j->...", d, gram, d)) / agent.base_net_size
+    return jnp.mean(d**2)

@@ -120,6 +120,9 @@ def _validate_inference(cfg: TrainConfig) -> None:
             raise UsageError(f"--inference.{name.replace('_', '-')} must be >= 1, got {getattr(inf, name)}")
     if not (inf.lr > 0 and math.isfinite(inf.lr)):
         raise UsageError(f"--inference.lr must be positive and finite, got {inf.lr}")
+    if inf.resample_decodes and inf.elbo_subsample == 0:
+        raise UsageError("--inference.resample-decodes needs --inference.elbo-subsample > 0 (it replaces the "
+                         "sub-sampled decodes; without sub-sampling every step is decoded)")
     if inf.buffer_trials < cfg.ppo.num_envs:
         raise UsageError(f"--inference.buffer-trials {inf.buffer_trials} must be >= --ppo.num-envs {cfg.ppo.num_envs}")
     for name in ("reward_decoder", "state_decoder", "task_decoder"):

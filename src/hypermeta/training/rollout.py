@@ -48,7 +48,7 @@ class Rollout:
     log_prob: Array  # (T, E)
     value: Array  # (T, E)
     reward: Array  # (T, E) raw rewards
-    done: Array  # (T, E) the step ended the trial (a true terminal of the meta-episode)
+    done: Array  # (T, E) the step ended the trial (the end of the meta-episode; see `timeout`)
     timeout: Array  # (T, E) the trial ended at a time limit (PPOConfig.time_limit "proper")
     task: Array  # (T, E, task_dim) the task of the step (targets for task inference)
     episode: Array  # (T, E) episode index within the trial
