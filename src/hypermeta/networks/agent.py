@@ -100,14 +100,14 @@ class Agent(nn.Module):
     def _setup_decoders(self) -> None:
         # Decoders read and reconstruct observations with the trial's done bit, as the
         # reference's VAE states (Walker's state decoder predicts 18 values).
-        inf, raw_dim = self.inference, self.obs_dim
+        inf = self.inference
         if inf.decode_reward:
             if self.num_cells:
                 self.dec_reward = CellRewardDecoder(inf.reward_decoder, self.num_cells, name="dec_reward")
             else:
                 self.dec_reward = RewardDecoder(inf.reward_decoder, name="dec_reward")
         if inf.decode_state:
-            self.dec_state = StateDecoder(inf.state_decoder, raw_dim, name="dec_state")
+            self.dec_state = StateDecoder(inf.state_decoder, self.obs_dim, name="dec_state")
         if self.method.task_target != "none":
             self.dec_task = TaskDecoder(inf.task_decoder, self.task_target_dim, name="dec_task")
 
