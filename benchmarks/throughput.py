@@ -15,7 +15,7 @@ evaluation per call) and prints one JSON line:
   every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
 
 Configurations: the default `TrainConfig` of the environment (`--env`, default grid-world:
-`hypermeta.sweep.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
+`hypermeta.config.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
 update, eval every 5 updates; mc-ls: 16 x 800 = 12,800, eval every 10) with the method
 replaced. One run is seed 73, lr 3e-4
 (the defaults); 15 runs are the paper's sweep, lrs 3e-3 1e-3 3e-4 1e-4 3e-5 x seeds
@@ -75,7 +75,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
 
     import jax
 
-    from hypermeta.sweep import method_defaults
+    from hypermeta.config import method_defaults
     from hypermeta.training.learner import Learner
     from hypermeta.training.loop import resolve_parallel_runs
 

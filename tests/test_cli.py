@@ -505,7 +505,7 @@ def test_grid_world_policy_state_embedding_is_the_papers_grid_comparison_size():
     and RNN+HN, tuned over 5 25 125 625); 256, the authors' XL size, for every other method and
     on every other environment."""
     from hypermeta.config import GRID_WORLD
-    from hypermeta.sweep import method_defaults
+    from hypermeta.config import method_defaults
 
     assert GRID_WORLD.method == "rnn-hn" and GRID_WORLD.model.policy_state_embed == 25
     assert set(END_TO_END) < set(METHODS)

@@ -33,9 +33,10 @@ def checkpoint_every_5_updates():
 
     import hypermeta.sweep as sweep
 
-    family = sweep.family_defaults
+    defaults = sweep.method_defaults
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sweep, "family_defaults", lambda env: dataclasses.replace(family(env), checkpoint_interval=5))
+        mp.setattr(sweep, "method_defaults",
+                   lambda env, method: dataclasses.replace(defaults(env, method), checkpoint_interval=5))
         yield
 
 

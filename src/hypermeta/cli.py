@@ -16,11 +16,11 @@ from typing import Literal
 
 import tyro
 
-from hypermeta.config import TrainConfig
+from hypermeta.config import TrainConfig, method_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS, get_method
-from hypermeta.sweep import SWEEP_LRS, SweepConfig, method_defaults
+from hypermeta.sweep import SWEEP_LRS, SweepConfig
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class ModelConfig:
         trained encoder or none (VI, VI+HN, TI*, BI++HN, Multi+HN) with the "XL" policy, state
         embedding 256, on every environment (experiment_sets/models.py l.558-589); only their
         end-to-end models were re-sized on Grid-World (models.py l.564). Apply it to family
-        defaults, before command-line options (hypermeta.sweep.method_defaults)."""
+        defaults, before command-line options (`method_defaults`)."""
         from hypermeta.methods.registry import get_method
 
         if get_method(method).encoder == "rl":
@@ -289,3 +289,14 @@ def family_defaults(env: str) -> TrainConfig:
     from hypermeta.envs.registry import env_spec
 
     return dataclasses.replace(env_spec(env).family, env=env)
+
+
+def method_defaults(env: str, method: str) -> TrainConfig:
+    """The paper's settings for `method` on `env`: its family's, with the method-dependent
+    defaults resolved (`ModelConfig.for_method`: the policy state embedding) and the method
+    stored under its canonical name."""
+    from hypermeta.methods.registry import get_method
+
+    base = family_defaults(env)
+    name = get_method(method).name
+    return dataclasses.replace(base, method=name, model=base.model.for_method(name))

@@ -14,7 +14,7 @@ from hypermeta.config import family_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS
-from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS, reads_state
+from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS
 
 GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 
@@ -82,7 +82,7 @@ class Figure:
 
     def _configs(self, method: str, state_embeds: int) -> int:
         """Configurations per lr x seed: one per state-embedding size if the policy reads the state."""
-        return state_embeds if method in METHODS and reads_state(method) else 1
+        return state_embeds if method in METHODS and METHODS[method].reads_state else 1
 
     def runs(self, lrs: int = len(SWEEP_LRS), seeds: int | None = None, state_embeds: int = 1) -> int:
         seeds = len(self.seeds) if seeds is None else seeds

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypermeta.config import TrainConfig, family_defaults
+from hypermeta.config import TrainConfig, method_defaults
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
@@ -54,20 +54,6 @@ class SweepConfig:
     once. Default: each method's default size (--model.policy-state-embed of train)."""
 
 
-def method_defaults(env: str, method: str) -> TrainConfig:
-    """The paper's settings for `method` on `env`: its family's, with the method-dependent
-    defaults resolved (`ModelConfig.for_method`: the policy state embedding) and the method
-    stored under its canonical name."""
-    base = family_defaults(env)
-    name = get_method(method).name
-    return dataclasses.replace(base, method=name, model=base.model.for_method(name))
-
-
-def reads_state(method: str) -> bool:
-    """Whether the method's policy embeds the state (all but RNN: `networks/agent.py`)."""
-    return get_method(method).conditioning != "latent"
-
-
 def run_dir_name(method: str, state_embed: int, default_state_embed: int) -> str:
     """METHOD, or METHOD_state-embed-N for a size other than the method's default."""
     return method if state_embed == default_state_embed else f"{method}_state-embed-{state_embed}"
@@ -102,7 +88,7 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
             base, frames=base.frames if sweep.frames is None else sweep.frames, seeds=tuple(sweep.seeds),
             lr=tuple(sweep.lr), parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info)
         default = base.model.policy_state_embed
-        sizes = sweep.state_embeds if sweep.state_embeds is not None and reads_state(m) else (default,)
+        sizes = sweep.state_embeds if sweep.state_embeds is not None and get_method(m).reads_state else (default,)
         for size in sizes:
             sized = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, policy_state_embed=size))
             planned.append((sized, out / sweep.env / run_dir_name(m, size, default)))

@@ -49,7 +49,7 @@ def load_run(path: Path) -> pd.DataFrame:
     df.insert(0, "env", cfg.env)
     method = get_method(cfg.method)
     df.insert(1, "method", method.name)
-    df.insert(2, "state_embed", cfg.model.policy_state_embed if method.conditioning != "latent" else 0)
+    df.insert(2, "state_embed", cfg.model.policy_state_embed if method.reads_state else 0)
     df["diverged"] = df["diverged"].fillna(0).astype(bool) if "diverged" in df else False
     df["run_dir"] = str(path)
     df["finished"] = (path / "summary.json").is_file()

@@ -71,6 +71,12 @@ class Method:
         return self.encoder == "elbo"
 
     @property
+    def reads_state(self) -> bool:
+        """The policy embeds the state (all but RNN, whose policy sees only the latent), so its
+        state-embedding size matters."""
+        return self.conditioning != "latent"
+
+    @property
     def uses_task_embedding(self) -> bool:
         """The policy reads g(c_M) at some point (pre-training or always)."""
         return self.policy_input == "task" or self.pretrain != "none"
