@@ -25,8 +25,9 @@ import copy
 import json
 import sys
 
-import env_steps  # the sibling script (this directory is on sys.path)
 import numpy as np
+
+import env_steps  # the sibling script (this directory is on sys.path)
 
 TASKS = ("cheetah-dir", "cheetah-vel", "ant-dir", "walker-params")
 

@@ -15,7 +15,7 @@ evaluation per call) and prints one JSON line:
   every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
 
 Configurations: the default `TrainConfig` of the environment (`--env`, default grid-world:
-`hypermeta.config.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
+`hypermeta.families.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
 update, eval every 5 updates; mc-ls: 16 x 800 = 12,800, eval every 10) with the method
 replaced. One run is seed 73, lr 3e-4
 (the defaults); 15 runs are the paper's sweep, lrs 3e-3 1e-3 3e-4 1e-4 3e-5 x seeds
@@ -39,7 +39,7 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     python benchmarks/throughput.py --env ml10 --methods rnn rnn-hn --runs 1 --chunks 1 \
         --updates-per-chunk 2 --env-steps 8 --vector-env sync async
 
-A host environment (ml10) trains through `hypermeta.training.host.HostTrainer` (gymnasium
+A host environment (ml10) trains through its collector, `hypermeta.training.host.HostCollector` (gymnasium
 vector env, `--vector-env sync|async`), with the family's evaluation (10 trials per split
 on ML10) after each chunk, exactly as `hypermeta train`.
 
@@ -75,9 +75,10 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
 
     import jax
 
-    from hypermeta.config import method_defaults
+    from hypermeta.families import method_defaults
     from hypermeta.training.learner import Learner
     from hypermeta.training.loop import resolve_parallel_runs
+    from hypermeta.training.rollout import JaxCollector
 
     base = method_defaults(env, method)  # the family's settings as this method uses them
     if updates_per_chunk:
@@ -86,16 +87,12 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         base = dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, minibatch=minibatch))
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
-                              lr=tuple(dict.fromkeys(lr for _, lr in pairs)))
+                              lr=tuple(dict.fromkeys(lr for _, lr in pairs)), vector_env=vector_env)
     learner = Learner(cfg)
     states = learner.init_runs([s for s, _ in pairs], [lr for _, lr in pairs])
     jax.block_until_ready(states)
-    if learner.on_host:
-        from hypermeta.training.host import HostTrainer
-
-        chunk = HostTrainer(learner, runs, vector_env).chunk
-    else:
-        chunk = learner.compile_chunk(resolve_parallel_runs(parallel_runs))
+    on_host = not isinstance(learner.collector, JaxCollector)  # reported, not branched on
+    chunk = learner.compile_chunk(resolve_parallel_runs(parallel_runs))
 
     t0 = time.perf_counter()
     states, metrics = chunk(states, cfg.eval_interval)
@@ -115,8 +112,8 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "runs": runs,
         "updates_per_chunk": cfg.eval_interval,
         **({"minibatch": minibatch} if minibatch else {}),
-        "parallel_runs": runs if learner.on_host else resolve_parallel_runs(parallel_runs) or runs,
-        **({"vector_env": vector_env} if learner.on_host else {}),
+        "parallel_runs": runs if on_host else resolve_parallel_runs(parallel_runs) or runs,
+        **({"vector_env": vector_env} if on_host else {}),
         "backend": jax.default_backend(),
         "frames_per_second": round(frames / seconds, 1),
         "seconds": round(seconds, 3),

@@ -504,14 +504,13 @@ def test_grid_world_policy_state_embedding_is_the_papers_grid_comparison_size():
     """25 for the end-to-end methods on every grid-world (the paper's Grid comparison of RNN, RNN+S
     and RNN+HN, tuned over 5 25 125 625); 256, the authors' XL size, for every other method and
     on every other environment."""
-    from hypermeta.config import GRID_WORLD
-    from hypermeta.config import method_defaults
+    from hypermeta.families import GRID_WORLD, method_defaults
 
     assert GRID_WORLD.method == "rnn-hn" and GRID_WORLD.model.policy_state_embed == 25
     assert set(END_TO_END) < set(METHODS)
     for env, spec in ENVIRONMENTS.items():
         for method in METHODS:
-            grid = spec.family is ENVIRONMENTS["grid-world"].family
+            grid = spec.family == ENVIRONMENTS["grid-world"].family
             expected = 25 if grid and method in END_TO_END else 256
             cfg = method_defaults(env, method)
             assert (cfg.env, cfg.method, cfg.model.policy_state_embed) == (env, method, expected)

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 
 from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
-from hypermeta.networks.agent import Agent
 from hypermeta.training import ppo
 from hypermeta.training.learner import Learner
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
-from hypermeta.training.rollout import collect
 
 MODEL = ModelConfig(gru_size=16, policy_state_embed=8, policy_latent_embed=8, policy_hidden=(16, 8))
 CFG = TrainConfig(env="grid-world", model=MODEL, ppo=PPOConfig(num_envs=4, num_steps=15, minibatches=1, epochs=1))
@@ -28,8 +26,8 @@ def setup(method: str):
     rng = np.random.default_rng(0)
     obs_rms = Normalizers.create(3, 10, 2).replace(
         obs=RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32)))
-    _, rollout = jax.jit(lambda p, c, k: collect(learner.wrapper, learner.agent, p, obs_rms, c, k, 15))(
-        state.params, state.carry, jax.random.PRNGKey(1))
+    collect = jax.jit(lambda p, c, k: learner.collector.collect(learner.agent, p, obs_rms, c, jax.random.split(k, 15)))
+    _, rollout = collect(state.params, state.carry, jax.random.PRNGKey(1))
     return learner, state, obs_rms, rollout
 
 
@@ -42,7 +40,7 @@ def per_item_reference(agent, params, obs_rms, obs, latents, normalize_latent=Fa
     """Norms of d value[t, b] / d (latent[t, b], obs[t, b]) item by item, then averaged."""
     def value(latent, raw_obs):
         latent = obs_rms.latent.normalize(latent) if normalize_latent else latent
-        _, v = agent.apply(params, obs_rms.obs.normalize(raw_obs[None]), latent[None], method=Agent.policy)
+        _, v = agent.policy(params, obs_rms.obs.normalize(raw_obs[None]), agent.embed_latent(params, latent[None]))
         return v[0]
 
     grad = jax.jit(jax.grad(value, argnums=(0, 1)))

@@ -13,13 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import GRID_WORLD, ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.base import Box, Environment
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment, JaxOnHost, JaxTaskEnv, TrialEnv, make_vector_env
 from hypermeta.envs.registry import ENVIRONMENTS, EnvSpec
-from hypermeta.training import rollout as jax_rollout
-from hypermeta.training.host import HostTrainer
+from hypermeta.training.host import HostCollector
 from hypermeta.training.learner import Learner
 from hypermeta.training.loop import Stopped, train
 
@@ -222,16 +221,17 @@ class Point(Environment):
         return pos, (pos, t + 1), -jnp.abs(pos - task)[0], t + 1 >= self.max_episode_steps, {}
 
 
-def _jax_rollouts(cfg: TrainConfig, seeds: tuple[int, ...] | None = None):
+def _jax_rollouts(cfg: TrainConfig, env=None, seeds: tuple[int, ...] | None = None):
     """The JAX path's rollouts of one run per seed, update by update (`Learner.train_update`
-    spelled out); returns [(initial tasks, rollouts, final state)] per seed."""
-    learner = Learner(cfg)
+    spelled out) on `env` (default: `cfg.env`'s); returns [(initial tasks, rollouts, final state)] per seed."""
+    learner = Learner(cfg, env=env)
 
     @jax.jit
     def update(state):
         key, collect_key, update_key = jax.random.split(state.key, 3)
-        carry, rollout = jax_rollout.collect(learner.wrapper, learner.agent, state.params, state.norms, state.carry,
-                                             collect_key, cfg.ppo.num_steps, use_task=learner.pretraining(state))
+        carry, rollout = learner.collector.collect(learner.agent, state.params, state.norms, state.carry,
+                                                   jax.random.split(collect_key, cfg.ppo.num_steps),
+                                                   use_task=learner.pretraining(state))
         state, _ = learner.learn(state.replace(key=key), rollout, carry, update_key)
         return state, rollout
 
@@ -263,20 +263,20 @@ def _trial_tasks(initial_tasks, rollouts) -> list:
     # updates in pre-training, where the policy reads the true task of every step.
     ("ti-pp-hn", PlainGrid, (7, 8)),
 ])
-def test_host_collector_reproduces_the_jax_path(monkeypatch, method, env_cls, seeds):
+def test_host_collector_reproduces_the_jax_path(method, env_cls, seeds):
     """Same seed, same tasks: the host collector's rollouts and the trained parameters equal
     the JAX path's, over updates whose rollouts cut trials in the middle."""
-    monkeypatch.setitem(ENVIRONMENTS, "jax-grid", EnvSpec(lambda: env_cls(), GRID_WORLD, {}))
     cfg = dataclasses.replace(EQUAL_CFG, env="jax-grid", method=method, seeds=seeds,
                               model=dataclasses.replace(MODEL, encoder_action_embed=4))
-    reference = _jax_rollouts(cfg)
+    reference = _jax_rollouts(cfg, env=env_cls())
     per_env = tuple(t for initial, rollouts, _ in reference for t in _trial_tasks(initial, rollouts))
     assert min(len(t) for t in per_env) >= 4  # several trials per env in the window
 
     _built[0] = 0
-    monkeypatch.setitem(ENVIRONMENTS, "grid-host", EnvSpec(lambda: ScriptedGrid(env_cls(), per_env), GRID_WORLD, {}))
-    learner = Learner(dataclasses.replace(cfg, env="grid-host"))
-    trainer = HostTrainer(learner, num_runs=len(seeds))
+    learner = Learner(dataclasses.replace(cfg, env="grid-host"), env=ScriptedGrid(env_cls(), per_env))
+    trainer = learner.collector
+    assert isinstance(trainer, HostCollector)
+    learner.compile_chunk()
     try:
         states = trainer.start(learner.init_runs(list(seeds), [cfg.lr[0]] * len(seeds)))
         for u in range(UPDATES):
@@ -305,18 +305,28 @@ COUNTER_CFG = TrainConfig(env="counter", method="rnn", model=MODEL, seeds=(1, 2)
 
 @pytest.fixture
 def counter(monkeypatch):
-    monkeypatch.setitem(ENVIRONMENTS, "counter", EnvSpec(lambda: CounterEnv(), GRID_WORLD, {}))
+    """The counter env registered as "counter" (`train()` builds its environment from the config's name)."""
+    monkeypatch.setitem(ENVIRONMENTS, "counter", EnvSpec(lambda: CounterEnv(), "grid-world", {}))
 
 
-def _scripted_eval(trainer: HostTrainer, actions) -> None:
+def host_collector(learner: Learner, num_runs: int) -> HostCollector:
+    """The learner's host collector, compiled and with the environments of `num_runs` runs."""
+    collector = learner.collector
+    assert isinstance(collector, HostCollector)
+    learner.compile_chunk()
+    collector._ensure_envs(num_runs)
+    return collector
+
+
+def _scripted_eval(trainer: HostCollector, actions) -> None:
     """Replace the evaluation policy by a script of actions (one per step, for every env)."""
     script = iter(actions)
     trainer._eval_policy = lambda params, norms, carry: (carry.hidden, np.full(3, next(script)), np.zeros((3, 5)))
 
 
-def test_host_evaluation_plays_one_trial_per_env_and_counts_success_at_any_step(counter):
-    learner = Learner(COUNTER_CFG)
-    trainer = HostTrainer(learner, num_runs=1)
+def test_host_evaluation_plays_one_trial_per_env_and_counts_success_at_any_step():
+    learner = Learner(COUNTER_CFG, env=CounterEnv())
+    trainer = host_collector(learner, num_runs=1)
     try:
         # Episodes of 3, 4 and 5 steps: trials end at steps 6, 8 and 10. Steps after an env's
         # trial end (its next trial) must not count.
@@ -341,7 +351,7 @@ def test_host_evaluation_plays_one_trial_per_env_and_counts_success_at_any_step(
         trainer.close()
 
 
-def test_host_evaluation_matches_the_jax_evaluation(monkeypatch):
+def test_host_evaluation_matches_the_jax_evaluation():
     """Grid-World through the host path, with the JAX evaluation's tasks, scores what
     `Learner.evaluate` scores with the same parameters (a trained-for-3-updates policy)."""
     [(_, _, state)] = _jax_rollouts(EQUAL_CFG)
@@ -349,7 +359,7 @@ def test_host_evaluation_matches_the_jax_evaluation(monkeypatch):
     key = jax.random.PRNGKey(5)
     want = np.asarray(jax.jit(learner.evaluate)(state.params, state.norms, key))
     reset_key, _ = jax.random.split(key)
-    carry = jax_rollout.reset_carry(learner.wrapper, learner.agent, reset_key, EQUAL_CFG.eval_trials)
+    carry = learner.collector.initial_carry(learner.agent, reset_key, EQUAL_CFG.eval_trials)
     tasks = np.asarray(carry.trial_state.task)
 
     @dataclass(frozen=True)
@@ -357,8 +367,8 @@ def test_host_evaluation_matches_the_jax_evaluation(monkeypatch):
         def make_task_env(self, split, evaluation_index=None):
             return ScriptedTaskEnv(self.env, [tasks[evaluation_index or 0], [0, 0]])
 
-    monkeypatch.setitem(ENVIRONMENTS, "grid-host", EnvSpec(lambda: EvalGrid(GridWorld()), GRID_WORLD, {}))
-    trainer = HostTrainer(Learner(dataclasses.replace(EQUAL_CFG, env="grid-host")), num_runs=1)
+    trainer = host_collector(Learner(dataclasses.replace(EQUAL_CFG, env="grid-host"), env=EvalGrid(GridWorld())),
+                             num_runs=1)
     try:
         returns, successes = trainer.evaluate_run("train", state.params, state.norms, seed=0)
     finally:
@@ -372,7 +382,7 @@ def test_host_run_stops_resumes_and_writes_split_metrics(counter, tmp_path, monk
     restarts its host envs' trials and completes with one metrics row per update, with
     returns and success rates of both task sets, and a curve with both panels."""
     cfg = dataclasses.replace(COUNTER_CFG, frames=4 * 4 * 6, checkpoint_interval=1)
-    original, calls = HostTrainer.chunk, [0]
+    original, calls = HostCollector.chunk, [0]
 
     def interrupted(self, states, n):
         calls[0] += 1
@@ -380,10 +390,10 @@ def test_host_run_stops_resumes_and_writes_split_metrics(counter, tmp_path, monk
             raise KeyboardInterrupt
         return original(self, states, n)
 
-    monkeypatch.setattr(HostTrainer, "chunk", interrupted)
+    monkeypatch.setattr(HostCollector, "chunk", interrupted)
     with pytest.raises(Stopped, match="stopped at update 2/4"):
         train(cfg, tmp_path / "run", show_progress=False)
-    monkeypatch.setattr(HostTrainer, "chunk", original)
+    monkeypatch.setattr(HostCollector, "chunk", original)
     run = train(cfg, tmp_path / "run", resume=True, show_progress=False)
     rows = list(csv.DictReader(open(run.metrics_path)))
     for seed in cfg.seeds:

@@ -16,12 +16,12 @@ import pytest
 from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.methods import METHODS, get_method
-from hypermeta.networks.agent import Agent
+from hypermeta.networks.agent import PARAM_GROUPS
+from hypermeta.networks.decoders import Decoders
 from hypermeta.networks.hyper import HyperDense
 from hypermeta.networks.init import TANH_GAIN
 from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.learner import Learner
-from hypermeta.training.rollout import collect
 from hypermeta.training.trial_buffer import TrialBuffer, Trials
 
 MODEL = ModelConfig(gru_size=16, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(16, 8))
@@ -50,8 +50,22 @@ def tree_allclose(a, b, **kw) -> bool:
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.allclose(x, y, **kw)), a, b)))
 
 
-def group(params, prefixes: tuple[str, ...]):
-    return {k: v for k, v in params["params"].items() if k.startswith(prefixes)}
+def group(params, *names: str):
+    """The parameter groups `names` (top-level keys of the agent's parameters, PARAM_GROUPS)."""
+    assert set(names) <= set(PARAM_GROUPS) and set(names) <= set(params), (names, set(params))
+    return {name: params[name] for name in names}
+
+
+def layers(params, group_name: str, prefixes: tuple[str, ...]):
+    """The layers of one group whose names start with `prefixes` (e.g. the actor and critic of "policy")."""
+    found = {k: v for k, v in params[group_name].items() if k.startswith(prefixes)}
+    assert found, (group_name, prefixes)
+    return found
+
+
+def raw_task_prediction(agent, params, z):
+    """The task decoder's prediction for z (the ELBO only reads its squared error)."""
+    return agent.decoders.apply({"params": params["decoder"]}, z, method=lambda m, z: m.dec_task(z))
 
 
 # --------------------------------------------------------------------------- KL
@@ -106,7 +120,7 @@ def test_elbo_terms_on_a_hand_made_trial(method):
     mu, logvar = latents[..., :ld], latents[..., ld:]
     noise_key = jax.random.split(key, 3)[0]
     z = mu + np.exp(0.5 * logvar) * np.asarray(jax.random.normal(noise_key, mu.shape))
-    logits = np.asarray(agent.apply(params, jnp.asarray(z), method=lambda a, x: a.dec_reward(x)))
+    logits = np.asarray(agent.decoder(params, Decoders.reward_logits, jnp.asarray(z)))
     kl = rec = task = 0.0
     lengths = [5, 3]
     for b, length in enumerate(lengths):
@@ -118,7 +132,7 @@ def test_elbo_terms_on_a_hand_made_trial(method):
                 x, y = logits[b, t, int(trials.cell[b, j])], float(trials.cell_hit[b, j])
                 rec += max(x, 0) - x * y + math.log1p(math.exp(-abs(x)))
             if method == "ti-naive":
-                pred = np.asarray(agent.apply(params, jnp.asarray(z[b, t]), method=lambda a, x: a.dec_task(x)))
+                pred = np.asarray(raw_task_prediction(agent, params, jnp.asarray(z[b, t])))
                 task += np.mean((pred - np.asarray(trials.task[b])) ** 2)  # MSE over the target's dims
     # The reference's reductions (VariBAD compute_loss): reconstruction averaged over the
     # trials of the batch, KL and task terms summed over them.
@@ -217,12 +231,13 @@ def ppo_grads(method: str, perturb: bool = False):
     if perturb:  # Bias-HyperInit's zero heads make the policy ignore the latent at initialisation
         state = state.replace(params=jax.tree.map(lambda p: p + 0.05 * jnp.sin(jnp.arange(p.size).reshape(p.shape)),
                                                   state.params))
-    _, rollout = jax.jit(lambda s, k: collect(learner.wrapper, learner.agent, s.params, s.norms, s.carry, k, 30))(
-        state, jax.random.PRNGKey(1))
+    _, rollout = jax.jit(lambda s, k: learner.collector.collect(learner.agent, s.params, s.norms, s.carry,
+                                                                jax.random.split(k, 30)))(state, jax.random.PRNGKey(1))
     adv = jnp.asarray(np.random.default_rng(0).normal(size=rollout.value.shape), jnp.float32)
     every = jnp.arange(rollout.reward.size)
+    # The learner's PPO loss: with the method's auxiliary loss where it has one.
     return jax.grad(lambda p: ppo.ppo_loss(p, learner.agent, state.norms, rollout, every, adv, rollout.value + 1.0,
-                                           learner.cfg.ppo, False, 0.5)[0])(state.params)
+                                           learner.cfg.ppo, False, learner.extra_loss())[0])(state.params)
 
 
 def grad_norm(tree) -> float:
@@ -232,17 +247,17 @@ def grad_norm(tree) -> float:
 @pytest.mark.parametrize("method", ["vi", "ti-pp-hn", "bi-pp-hn"])
 def test_ppo_loss_does_not_reach_a_variational_encoder(method):
     grads = ppo_grads(method, perturb=True)
-    assert grad_norm(group(grads, ("enc_", "gru"))) == 0.0
-    assert grad_norm(group(grads, ("dec_",))) == 0.0
-    assert grad_norm(group(grads, ("actor", "critic"))) > 0
+    assert grad_norm(group(grads, "encoder")) == 0.0
+    assert grad_norm(group(grads, "decoder")) == 0.0
+    assert grad_norm(layers(grads, "policy", ("actor", "critic"))) > 0
 
 
 def test_ppo_loss_trains_an_end_to_end_encoder():
-    assert grad_norm(group(ppo_grads("rnn-hn", perturb=True), ("enc_", "gru"))) > 0
+    assert grad_norm(group(ppo_grads("rnn-hn", perturb=True), "encoder")) > 0
     # The end-to-end + TI auxiliary loss reaches the encoder but not the task embedding g.
     grads = ppo_grads("rnn-hn-ti")
-    assert grad_norm(group(grads, ("enc_", "gru"))) > 0
-    assert grad_norm(group(grads, ("task_embed",))) == 0.0
+    assert grad_norm(group(grads, "encoder")) > 0
+    assert grad_norm(group(grads, "task_embed")) == 0.0
 
 
 @pytest.mark.parametrize("method", ["ti", "bi-pp-hn"])
@@ -251,8 +266,8 @@ def test_task_inference_target_gets_no_gradient(method):
     trials = hand_made_trials(learner)
     grads = jax.grad(lambda p: inference.elbo_loss(p, learner.agent, state.norms, trials, jax.random.PRNGKey(0),
                                                    learner.cfg.inference)[0])(state.params)
-    assert grad_norm(group(grads, ("task_embed", "actor", "critic", "state_embed", "latent_embed"))) == 0.0
-    assert grad_norm(group(grads, ("enc_", "gru"))) > 0 and grad_norm(group(grads, ("dec_task",))) > 0
+    assert grad_norm(group(grads, "task_embed", "policy")) == 0.0
+    assert grad_norm(group(grads, "encoder")) > 0 and grad_norm(layers(grads, "decoder", ("dec_task",))) > 0
 
 
 # --------------------------------------------------------------------------- the BI target
@@ -269,8 +284,9 @@ def test_bi_target_is_the_multi_task_hypernetworks_base_network():
     # outputs as the hypernetwork policy conditioned on g(c).
     g = conditioning.task_embedding(agent, params, state.norms, task)
     obs = jnp.asarray([[1.0, 2.0, 0.0], [4.0, 0.0, 1.0]])
-    dist, value = agent.apply(params, state.norms.obs.normalize(obs), g, method=Agent.policy_from_embedding)
-    x0 = jnp.tanh(agent.apply(params, state.norms.obs.normalize(obs), method=lambda a, o: a.state_embed(o)))
+    dist, value = agent.policy(params, state.norms.obs.normalize(obs), g)
+    x0 = jnp.tanh(agent.policy_net.apply({"params": params["policy"]}, state.norms.obs.normalize(obs),
+                                         method=lambda m, o: m.state_embed(o)))
     outputs, offset = {}, 0
     for net, widths in (("critic", [16, 8, 1]), ("actor", [16, 8, 5])):
         x, fan_in = x0, 16
@@ -288,7 +304,7 @@ def test_bi_target_is_the_multi_task_hypernetworks_base_network():
     np.testing.assert_allclose(outputs["critic"][:, 0], value, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(outputs["actor"], dist.logits, rtol=1e-4, atol=1e-5)
     # The Gram form of the distance between two generated base networks is exact.
-    gram = agent.apply(params, method=Agent.base_net_gram)
+    gram = agent.base_net_gram(params)
     d = g[0] - g[1]
     np.testing.assert_allclose(d @ gram @ d, jnp.sum((target[0] - target[1]) ** 2), rtol=1e-3)
 
@@ -298,8 +314,8 @@ def test_task_decoder_squared_error_equals_the_explicit_one():
     params = jax.tree.map(lambda p: p + 0.01, state.params)
     z = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, MODEL.latent_dim)), jnp.float32)
     target = jnp.asarray(np.random.default_rng(2).normal(size=(2, 1, learner.agent.base_net_size)), jnp.float32)
-    fast = learner.agent.apply(params, z, target, method=lambda a, z, y: a.dec_task.squared_error(z, y))
-    pred = learner.agent.apply(params, z, method=lambda a, z: a.dec_task(z))
+    fast = learner.agent.decoder(params, Decoders.task_error, z, target)
+    pred = raw_task_prediction(learner.agent, params, z)
     np.testing.assert_allclose(fast, jnp.sum((pred - target) ** 2, axis=-1), rtol=1e-3)
 
 
@@ -317,7 +333,7 @@ def run_updates(method: str, n: int):
 
 
 def column_norms(params, layer: str) -> np.ndarray:
-    return np.linalg.norm(np.asarray(params["params"][layer]["kernel"]), axis=0)
+    return np.linalg.norm(np.asarray(params["policy"][layer]["kernel"]), axis=0)
 
 
 def test_pretraining_without_pp_reinitialises_the_policy_and_freezes_inference():
@@ -327,15 +343,17 @@ def test_pretraining_without_pp_reinitialises_the_policy_and_freezes_inference()
     # Trained during pre-training, then freshly initialised: normc columns have norm 5/3 again.
     assert not np.allclose(column_norms(before.params, "actor_0"), TANH_GAIN, atol=1e-4)
     np.testing.assert_allclose(column_norms(at_reset.params, "actor_0"), TANH_GAIN, rtol=1e-5)
-    assert not tree_allclose(group(at_reset.params, ("actor", "critic")), group(states[0].params, ("actor", "critic")))
+    actor_critic = ("actor", "critic")
+    assert not tree_allclose(layers(at_reset.params, "policy", actor_critic),
+                             layers(states[0].params, "policy", actor_critic))
     # g keeps what pre-training taught it (and PPO no longer moves it); the encoder and
     # decoders were frozen through pre-training.
-    assert not tree_allclose(group(at_reset.params, ("task_embed",)), group(states[0].params, ("task_embed",)))
-    assert tree_allclose(group(after.params, ("task_embed",)), group(at_reset.params, ("task_embed",)))
-    assert tree_allclose(group(at_reset.params, ("enc_", "gru", "dec_")), group(states[0].params, ("enc_", "gru", "dec_")))
+    assert not tree_allclose(group(at_reset.params, "task_embed"), group(states[0].params, "task_embed"))
+    assert tree_allclose(group(after.params, "task_embed"), group(at_reset.params, "task_embed"))
+    assert tree_allclose(group(at_reset.params, "encoder", "decoder"), group(states[0].params, "encoder", "decoder"))
     assert int(at_reset.trials.size) == 0  # pre-training trials were not stored
     # After pre-training, inference learns once the first trial collected after it ends.
-    assert not tree_allclose(group(after.params, ("enc_", "gru")), group(at_reset.params, ("enc_", "gru")))
+    assert not tree_allclose(group(after.params, "encoder"), group(at_reset.params, "encoder"))
 
 
 def test_pretraining_with_pp_keeps_the_policy_and_trains_inference_throughout():
@@ -343,7 +361,7 @@ def test_pretraining_with_pp_keeps_the_policy_and_trains_inference_throughout():
     before, at_switch = states[1], states[2]
     assert not np.allclose(column_norms(at_switch.params, "actor_0"), TANH_GAIN, atol=1e-4)
     # Inference was trained on pre-training trajectories (30-step rollouts end 60-step trials).
-    assert not tree_allclose(group(at_switch.params, ("enc_", "gru")), group(states[0].params, ("enc_", "gru")))
+    assert not tree_allclose(group(at_switch.params, "encoder"), group(states[0].params, "encoder"))
     assert int(at_switch.trials.size) > 0
 
 
@@ -352,8 +370,9 @@ def test_pretraining_conditions_the_rollouts_on_the_task():
     learner, state = learner_and_state("ti-pp-hn")
     params = jax.tree.map(lambda p: p + 0.2 * jnp.cos(jnp.arange(p.size).reshape(p.shape)), state.params)
     state = state.replace(params=params)
-    roll = lambda use_task: collect(learner.wrapper, learner.agent, state.params, state.norms, state.carry,  # noqa: E731
-                                    jax.random.PRNGKey(0), 5, use_task)[1]
+    roll = lambda use_task: learner.collector.collect(learner.agent, state.params, state.norms,  # noqa: E731
+                                                      state.carry, jax.random.split(jax.random.PRNGKey(0), 5),
+                                                      use_task)[1]
     with_task, with_latent = roll(True), roll(False)
     dist, _ = conditioning.policy(learner.agent, params, state.norms, with_task.obs[0], with_task.latent[0],
                                   with_task.task[0], True)
@@ -415,7 +434,7 @@ def test_walker_state_decoder_reconstructs_the_done_bit():
     learner = Learner(TrainConfig(env="walker-params", method="vi", model=MODEL, ppo=PPO,
                                   inference=dataclasses.replace(INFERENCE, decode_reward=False, decode_state=True)))
     state = jax.jit(learner.init)(jnp.int32(0), jnp.float32(1e-3))
-    kernel = state.params["params"]["dec_state"]
+    kernel = state.params["decoder"]["dec_state"]
     out = [leaf.shape[-1] for path, leaf in jax.tree_util.tree_leaves_with_path(kernel)
            if "bias" in jax.tree_util.keystr(path)][-1]
     assert out == 18 == learner.wrapper.observation_space.shape[0]
@@ -433,7 +452,7 @@ def test_aux_loss_is_a_mean_over_items_and_dimensions(method):
     e = jnp.tanh(jnp.asarray(np.random.default_rng(0).normal(size=(3, MODEL.policy_latent_embed)), jnp.float32))
     g = conditioning.task_embedding(agent, params, state.norms, task)
     if method == "rnn-hn-bi":
-        mine = jax.vmap(lambda x: agent.apply(params, x, method=Agent.base_net))
+        mine = jax.vmap(lambda x: agent.base_net(params, x))
         expected = np.mean((np.asarray(mine(e)) - np.asarray(mine(g))) ** 2)
     else:
         expected = np.mean((np.asarray(e) - np.asarray(g)) ** 2)

@@ -67,9 +67,10 @@ def test_init_is_deterministic_given_seed(runs):
 
 
 def test_different_seeds_give_different_params(runs):
-    a, b = unstack(runs, 0).params["params"], unstack(runs, 1).params["params"]
-    for name in ("gru", "enc_state", "state_embed", "latent_embed", "actor_0", "critic_0"):
-        leaves_a, leaves_b = jax.tree.leaves(a[name]), jax.tree.leaves(b[name])
+    a, b = unstack(runs, 0).params, unstack(runs, 1).params
+    for group, name in (("encoder", "gru"), ("encoder", "enc_state"), ("policy", "state_embed"),
+                        ("policy", "latent_embed"), ("policy", "actor_0"), ("policy", "critic_0")):
+        leaves_a, leaves_b = jax.tree.leaves(a[group][name]), jax.tree.leaves(b[group][name])
         random_leaves = [(x, y) for x, y in zip(leaves_a, leaves_b) if np.abs(np.asarray(x)).max() > 0]
         assert random_leaves, name
         for x, y in random_leaves:
@@ -143,12 +144,12 @@ def _noop_policy(params):
     """rnn-hn params whose actor always picks action 0 (noop) whatever the input."""
     params = jax.tree.map(lambda x: x, params)
     head_name = f"actor_{len(MODEL.policy_hidden)}"
-    head = dict(params["params"][head_name])
+    head = dict(params["policy"][head_name])
     head = {k: jnp.zeros_like(v) for k, v in head.items()}
     head["b_const"] = head["b_const"].at[0].set(1.0)
-    inner = dict(params["params"])
+    inner = dict(params["policy"])
     inner[head_name] = head
-    return {**params, "params": inner}
+    return {**params, "policy": inner}
 
 
 def test_evaluate_sums_each_episode_of_a_known_policy(runs, evaluate):

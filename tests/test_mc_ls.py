@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import family_defaults
 from hypermeta.envs import TrialWrapper, make_env
 from hypermeta.envs.registry import env_spec
 from hypermeta.envs.mc_ls import CELLS, END, MCLS, ROOMS, SIGNAL, MazeState
 from hypermeta.errors import UsageError
+from hypermeta.families import family_defaults
 from hypermeta.training.learner import Learner
-from hypermeta.training.loop import validate
+from hypermeta.validate import validate
 
 LEFT, FORWARD, RIGHT = 0, 1, 2
 GREEN, RED = jnp.array([1.0]), jnp.array([-1.0])
@@ -325,13 +325,50 @@ def test_jit_and_vmap_over_1024_envs_match_single_steps():
 # --------------------------------------------------------------------------- model and training
 
 
-def small(env: str, method: str, **model) -> object:
+def small(env: str, method: str, num_envs: int = 4, **model) -> object:
+    """The family's settings with 50-step rollouts of `num_envs` envs (the family has 16; 4 are
+    as good a check of the logic and a quarter of the work), a budget of 2 updates, 2
+    evaluation trials and a small trial buffer."""
     cfg = family_defaults(env)
     return dataclasses.replace(
-        cfg, method=method, frames=2 * 16 * 50, eval_trials=2,
-        ppo=dataclasses.replace(cfg.ppo, num_steps=50), model=dataclasses.replace(cfg.model, **model),
+        cfg, method=method, frames=2 * num_envs * 50, eval_trials=2,
+        ppo=dataclasses.replace(cfg.ppo, num_envs=num_envs, num_steps=50), model=dataclasses.replace(cfg.model, **model),
         inference=dataclasses.replace(cfg.inference, batch_trials=2, buffer_trials=16),
     )
+
+
+@functools.lru_cache(maxsize=None)
+def small_learner(env: str, method: str) -> Learner:
+    """One `Learner` per configuration, so the tests that build the same one share its compiled `init`."""
+    return Learner(small(env, method))
+
+
+def learning_config() -> object:
+    """The learning check's configuration: the family's 16 envs, 6 updates of 200 steps, 16 evaluation trials."""
+    cfg = dataclasses.replace(small("mc-ls", "rnn-hn", num_envs=16), frames=6 * 16 * 200, eval_trials=16)
+    return dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_steps=200))
+
+
+@pytest.fixture(scope="module")
+def rnn_hn_learning_run():
+    """(return of the initial policy, initial params, trained states, metrics) of RNN+HN on MC-LS:
+    seed 73, lr 1e-3, 6 updates of 16 x 200 steps (19,200 frames). The learning check reads it,
+    and so does the no-NaN check of RNN+HN on the vector views (one training instead of two)."""
+    learner = Learner(learning_config())
+    states = learner.init_runs([73], [1e-3])
+    first = jax.tree.map(lambda x: x[0], states)
+    initial = float(jax.jit(learner.evaluate)(first.params, first.norms, jax.random.PRNGKey(0)).sum())
+    before = jax.tree.map(np.asarray, states.params)  # the chunk donates its input
+    states, metrics = learner.compile_chunk(1)(states, 6)
+    return initial, before, states, metrics
+
+
+def assert_trained_without_nan(before, states, metrics) -> None:
+    for name, value in metrics.items():
+        assert np.all(np.isfinite(np.asarray(value))), name
+    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), before, states.params)["encoder"]
+    assert moved["enc_state"] and max(jax.tree.leaves(moved["enc_state"])) > 0  # the observation encoder learns
+    assert -6.0 - 1e-4 <= float(metrics["meta_episode_return"][0]) <= 27.4 + 1e-4  # 2 x (-3) .. 2 x 13.7
 
 
 def test_family_defaults_are_the_references_mc_ls_settings():
@@ -346,30 +383,33 @@ def test_family_defaults_are_the_references_mc_ls_settings():
 
 
 # VI+HN's encoder learns only from finished trials (2 timed-out episodes = 400 steps): 9 x 50 steps.
-@pytest.mark.parametrize("env,method,updates", [("mc-ls", "rnn-hn", 2), ("mc-ls-42", "rnn-hn", 2), ("mc-lsn", "vi-hn", 9)])
+# RNN+HN on the plain views: test_rnn_hn_trains_on_mc_ls_without_nan, on the learning check's run.
+@pytest.mark.parametrize("env,method,updates", [("mc-ls-42", "rnn-hn", 2), ("mc-lsn", "vi-hn", 9)])
 def test_methods_train_on_mc_ls_without_nan(env, method, updates):
-    learner = Learner(small(env, method))
+    learner = small_learner(env, method)
     states = learner.init_runs([73], [3e-4])
     before = jax.tree.map(np.asarray, states.params)  # the chunk donates its input
     states, metrics = learner.compile_chunk(1)(states, updates)
-    for name, value in metrics.items():
-        assert np.all(np.isfinite(np.asarray(value))), name
-    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), before, states.params)["params"]
-    assert moved["enc_state"] and max(jax.tree.leaves(moved["enc_state"])) > 0  # the observation encoder learns
-    assert -6.0 - 1e-4 <= float(metrics["meta_episode_return"][0]) <= 27.4 + 1e-4  # 2 x (-3) .. 2 x 13.7
+    assert_trained_without_nan(before, states, metrics)
+
+
+def test_rnn_hn_trains_on_mc_ls_without_nan(rnn_hn_learning_run):
+    _, before, states, metrics = rnn_hn_learning_run
+    assert_trained_without_nan(before, states, metrics)
 
 
 def test_cnn_encoder_reads_the_image_and_the_done_bit():
-    learner = Learner(small("mc-ls-42", "rnn-hn"))
+    learner = small_learner("mc-ls-42", "rnn-hn")  # the training test's: its init is compiled once
     params = learner.init_runs([0], [3e-4]).params
-    p = jax.tree.map(lambda x: x[0], params)["params"]
-    assert set(p["enc_state"]) == {"conv_0", "conv_1", "project"}
-    assert p["enc_state"]["conv_0"]["kernel"].shape == (4, 4, 3, 16)
-    assert p["enc_state"]["project"]["kernel"].shape == (11 * 11 * 32 + 1, 32)  # 42 -> 21 -> 11, + done bit
-    assert p["state_embed"]["project"]["kernel"].shape[1] == 256
+    p = jax.tree.map(lambda x: x[0], params)
+    enc = p["encoder"]
+    assert set(enc["enc_state"]) == {"conv_0", "conv_1", "project"}
+    assert enc["enc_state"]["conv_0"]["kernel"].shape == (4, 4, 3, 16)
+    assert enc["enc_state"]["project"]["kernel"].shape == (11 * 11 * 32 + 1, 32)  # 42 -> 21 -> 11, + done bit
+    assert p["policy"]["state_embed"]["project"]["kernel"].shape[1] == 256
     agent = learner.agent
     obs = jnp.zeros((2, 42 * 42 * 3 + 1)).at[1, -1].set(1.0)
-    out = agent.apply({"params": p}, obs, method=lambda m, o: m.enc_state(o))
+    out = agent.encoder.apply({"params": enc}, obs, method=lambda m, o: m.enc_state(o))
     assert out.shape == (2, 32) and not np.allclose(out[0], out[1])
 
 
@@ -380,16 +420,10 @@ def test_cnn_on_a_vector_environment_is_a_usage_error():
         validate(dataclasses.replace(family_defaults("grid-world"), model=cfg.model))
 
 
-def test_rnn_hn_learns_to_cross_the_rooms():
+def test_rnn_hn_learns_to_cross_the_rooms(rnn_hn_learning_run):
     """Fixed seed, 6 updates of 16 x 200 steps (19,200 frames): the deterministic policy goes
     from stuck on the signal tile to more than uniformly random actions earn (13.27 per trial)."""
-    cfg = dataclasses.replace(small("mc-ls", "rnn-hn"), frames=6 * 16 * 200, eval_trials=16)
-    cfg = dataclasses.replace(cfg, ppo=dataclasses.replace(cfg.ppo, num_steps=200))
-    learner = Learner(cfg)
-    states = learner.init_runs([73], [1e-3])
-    first = jax.tree.map(lambda x: x[0], states)
-    initial = float(jax.jit(learner.evaluate)(first.params, first.norms, jax.random.PRNGKey(0)).sum())
-    states, metrics = learner.compile_chunk(1)(states, 6)
+    initial, _, _, metrics = rnn_hn_learning_run
     trained = float(metrics["meta_episode_return"][0])
     assert initial < 1.0 and trained > env_spec("mc-ls").reference_returns["random"], (initial, trained)
 

@@ -11,10 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from hypermeta.config import ML10 as ML10_CONFIG, ModelConfig, family_defaults
+from hypermeta.config import ModelConfig
 from hypermeta.envs.host import TrialEnv, make_vector_env
 from hypermeta.envs.registry import ENVIRONMENTS, EnvSpec, make_env
 from hypermeta.errors import UsageError
+from hypermeta.families import ML10 as ML10_CONFIG
+from hypermeta.families import family_defaults
 
 metaworld = pytest.importorskip("metaworld")
 
@@ -153,7 +155,7 @@ def test_missing_metaworld_is_a_usage_error(monkeypatch):
 def test_short_training_run_writes_train_and_test_metrics(monkeypatch, tmp_path):
     from hypermeta.training.loop import train
 
-    monkeypatch.setitem(ENVIRONMENTS, "ml10", EnvSpec(lambda: ML10(max_episode_steps=25), ML10_CONFIG, {}))
+    monkeypatch.setitem(ENVIRONMENTS, "ml10", EnvSpec(lambda: ML10(max_episode_steps=25), "ml10", {}))
     cfg = dataclasses.replace(
         family_defaults("ml10"), method="rnn-hn", frames=2 * 2 * 30, eval_interval=1, eval_trials=2,
         model=ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16),

@@ -21,7 +21,6 @@ import mujoco
 import numpy as np
 import pytest
 
-from hypermeta.config import family_defaults
 from hypermeta.envs import TrialWrapper, make_env
 from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.ant_dir import healthy as ant_healthy
@@ -29,6 +28,7 @@ from hypermeta.envs.half_cheetah import HalfCheetah
 from hypermeta.envs.mjx_env import MjxState
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.envs.walker_params import healthy as walker_healthy
+from hypermeta.families import family_defaults
 
 STEPS = 100
 

@@ -40,15 +40,16 @@ def perturb(params, seed: int, scale: float = 0.3):
 def make_agent(method: str, seed: int = 0):
     """(agent, params) for a small agent on a grid-world sized problem."""
     agent = Agent(MODEL, get_method(method), Discrete(N_ACTIONS), OBS_DIM)
-    # Only the policy's parameters (no encoder): less to compile, the same values.
-    init = jax.jit(lambda key, obs, latent: agent.init(key, obs, latent, method=Agent.policy))
-    params = init(jax.random.PRNGKey(seed), jnp.zeros((2, OBS_DIM)), jnp.zeros((2, LATENT)))
+    # Only the policy's parameter group (no encoder): less to compile, the same values.
+    init = jax.jit(lambda key, obs, latent: agent.policy_net.init(
+        key, obs, latent, method=lambda net, o, z: net(o, net.embed_latent(z))))
+    params = {"policy": init(jax.random.PRNGKey(seed), jnp.zeros((2, OBS_DIM)), jnp.zeros((2, LATENT)))["params"]}
     return agent, params
 
 
 @functools.lru_cache(maxsize=None)
 def _policy_fn(agent):
-    return jax.jit(lambda params, obs, latent: agent.apply(params, obs, latent, method=Agent.policy))
+    return jax.jit(lambda params, obs, latent: agent.policy(params, obs, agent.embed_latent(params, latent)))
 
 
 def policy_out(agent, params, obs, latent):
@@ -126,7 +127,7 @@ def test_hyperdense_rejects_unknown_init():
 
 
 def _hyper_layers(params, base: str):
-    p = params["params"]
+    p = params["policy"]
     names = sorted((k for k in p if k.startswith(f"{base}_")), key=lambda k: int(k.split("_")[1]))
     assert len(names) == len(MODEL.policy_hidden) + 1
     return [jax.tree.map(np.asarray, p[n]) for n in names]
@@ -144,7 +145,7 @@ def test_bias_hyperinit_policy_ignores_latent_and_equals_base_network():
 
     # The plain base network by hand: tanh(state_embed(obs)) -> tanh layers with
     # weights w_const and zero biases -> linear head.
-    p = params["params"]
+    p = params["policy"]
     se = p["state_embed"]
     x0 = np.tanh(np.asarray(obs, np.float64) @ np.asarray(se["kernel"]) + np.asarray(se["bias"]))
 
@@ -216,7 +217,7 @@ def _sensitivity(agent, params, seed):
 
 def test_rnn_policy_sees_only_the_latent():
     agent, params = make_agent("rnn")
-    assert "state_embed" not in params["params"]
+    assert "state_embed" not in params["policy"]
     params = perturb(params, 11)
     d_obs, d_lat = _sensitivity(agent, params, 12)
     assert d_obs == [0.0, 0.0]
@@ -234,7 +235,7 @@ def test_state_methods_see_obs_and_latent(method):
 
 def test_rnn_s_concatenates_state_and_latent_embeddings():
     _, params = make_agent("rnn-s")
-    p = params["params"]
+    p = params["policy"]
     assert p["actor_0"]["kernel"].shape[0] == MODEL.policy_state_embed + MODEL.policy_latent_embed
     assert p["critic_0"]["kernel"].shape[0] == MODEL.policy_state_embed + MODEL.policy_latent_embed
 

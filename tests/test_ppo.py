@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
-from hypermeta.networks.agent import Agent
+from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import ppo
 from hypermeta.training.learner import Learner
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
-from hypermeta.training.rollout import collect
 
 MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
 TRIAL = 60  # grid-world: 4 episodes x 15 steps, every episode runs to its time limit
@@ -186,13 +185,15 @@ def test_reward_scaler_clips():
 def rig():
     """A small RNN learner, a non-trivial obs normaliser and 4 chained rollouts."""
     learner = Learner(CFG)
-    agent, wrapper = learner.agent, learner.wrapper
+    agent = learner.agent
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
     rng = np.random.default_rng(0)
     obs_rms = Normalizers.create(3, 10, 2).replace(
         obs=RunningMeanStd.create((3,)).update(jnp.asarray(rng.uniform(0, 4, size=(50, 3)), jnp.float32)))
 
-    collect_fn = jax.jit(lambda params, carry, key: collect(wrapper, agent, params, obs_rms, carry, key, NUM_STEPS))
+    collector = learner.collector
+    collect_fn = jax.jit(lambda params, carry, key: collector.collect(agent, params, obs_rms, carry,
+                                                                     jax.random.split(key, NUM_STEPS)))
     carries, rollouts = [state.carry], []
     for key in jax.random.split(jax.random.PRNGKey(1), NUM_ROLLOUTS):
         carry, rollout = collect_fn(state.params, carries[-1], key)
@@ -200,10 +201,9 @@ def rig():
         rollouts.append(rollout)
 
     replay = jax.jit(lambda params, rollout: ppo.replay_latents(agent, params, rollout))
-    encode = jax.jit(
-        lambda params, h, pa, pr, o, r: agent.apply(params, h, pa, pr, o, r, method=Agent.encode)
-    )
-    policy = jax.jit(lambda params, obs, latent: agent.apply(params, obs_rms.obs.normalize(obs), latent, method=Agent.policy))
+    encode = jax.jit(lambda params, h, pa, pr, o, r: agent.encode(params, h, EncoderInputs(pa, pr, o, r)))
+    policy = jax.jit(lambda params, obs, latent: agent.policy(params, obs_rms.obs.normalize(obs),
+                                                              agent.embed_latent(params, latent)))
     return dict(
         learner=learner, agent=agent, params=state.params, state=state, obs_rms=obs_rms,
         carries=carries, rollouts=rollouts, replay=replay, encode=encode, policy=policy,
@@ -377,14 +377,13 @@ def test_encoder_gets_gradients_through_bptt(rig):
     _, scaled = ppo.RewardScaler.create(cfg.num_envs).scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
     adv, targets = _advantages(rollout, scaled, cfg)
     grads = jax.jit(jax.grad(lambda p: ppo.ppo_loss(p, agent, obs_rms, rollout, _every(rollout), adv, targets, cfg)[0]))(params)
-    g = grads["params"]
-    encoder = [k for k in g if k.startswith(("enc_", "gru"))]
+    encoder = grads["encoder"]
     assert set(encoder) == {"enc_state", "enc_reward", "gru", "enc_head"}
-    for name in encoder + ["latent_embed"]:
-        norm = float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g[name]))))
+    for name, g in [*encoder.items(), ("latent_embed", grads["policy"]["latent_embed"])]:
+        norm = float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g))))
         assert norm > 1e-6, name
     # The GRU's recurrent weights get gradient too (credit flows back through time).
-    hh = [v for k, v in jax.tree_util.tree_leaves_with_path(g["gru"]) if "h" in jax.tree_util.keystr(k)]
+    hh = [v for k, v in jax.tree_util.tree_leaves_with_path(encoder["gru"]) if "h" in jax.tree_util.keystr(k)]
     assert hh and max(float(jnp.abs(x).max()) for x in hh) > 0
 
 
@@ -397,16 +396,16 @@ def test_optimizer_clips_encoder_and_policy_separately(rig):
     (scaled to ~1e-7, below eps)."""
     params = rig["params"]
     tx = ppo.make_optimizer(CFG.ppo)
+    assert set(params) == {"encoder", "policy"}
     grads = {
-        "params": {
-            k: jax.tree.map(lambda x: jnp.full_like(x, 10.0 if k.startswith(("enc_", "gru")) else 1e-4), v)
-            for k, v in params["params"].items()
-        }
+        group: jax.tree.map(lambda x: jnp.full_like(x, 10.0 if group == "encoder" else 1e-4), sub)
+        for group, sub in params.items()
     }
     direction, _ = jax.jit(lambda g, p: tx.update(g, tx.init(p), p))(grads, params)
-    for k, sub in direction["params"].items():
-        for x in jax.tree.leaves(sub):
-            assert float(jnp.min(x)) > 0.5, k
+    for group, layers in direction.items():
+        for k, sub in layers.items():
+            for x in jax.tree.leaves(sub):
+                assert float(jnp.min(x)) > 0.5, (group, k)
 
 
 # --------------------------------------------------------------------------- the reference's semantics
@@ -495,15 +494,16 @@ def test_a_single_late_transition_trains_the_encoder_through_the_whole_rollout(r
     assert float(jnp.abs(g_init[1:]).max()) == 0.0  # the other environments' do not
 
 
-def test_encoder_has_its_own_adam_eps():
+def test_encoder_has_its_own_adam_eps(rig):
     """The reference's encoder optimiser is a separate torch Adam (eps 1e-8) while the
     policy's uses 1e-5 on Grid: a gradient of 1e-6 moves the encoder by ~lr, the policy by ~lr/11."""
-    learner = Learner(CFG)
-    params = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32)).params
+    params = rig["params"]  # a fresh run's parameters of `CFG`
     tx = ppo.make_optimizer(CFG.ppo)
     grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-6), params)
     direction, _ = tx.update(grads, tx.init(params), params)
-    for name, sub in direction["params"].items():
-        value = float(jax.tree.leaves(sub)[0].ravel()[0])
-        expected = 1e-6 / (1e-6 + (1e-8 if name.startswith(("enc_", "gru")) else 1e-5))
-        np.testing.assert_allclose(value, expected, rtol=1e-3, err_msg=name)
+    assert set(direction) == {"encoder", "policy"}
+    for group, layers in direction.items():
+        for name, sub in layers.items():
+            value = float(jax.tree.leaves(sub)[0].ravel()[0])
+            expected = 1e-6 / (1e-6 + (1e-8 if group == "encoder" else 1e-5))
+            np.testing.assert_allclose(value, expected, rtol=1e-3, err_msg=f"{group}/{name}")

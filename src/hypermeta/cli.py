@@ -16,9 +16,10 @@ from typing import Literal
 
 import tyro
 
-from hypermeta.config import TrainConfig, method_defaults
+from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
+from hypermeta.families import method_defaults
 from hypermeta.methods.registry import METHODS, get_method
 from hypermeta.sweep import SWEEP_LRS, SweepConfig
 

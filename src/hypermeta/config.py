@@ -1,16 +1,15 @@
 """Every knob in one place: model sizes, PPO settings and the run, with the paper's defaults.
 
 Defaults differ per environment family (original-implementation.md 1.1 and 3);
-`family_defaults(env)` returns the family's `TrainConfig`, which the command line
-then overrides field by field (`--ppo.clip 0.1`, `--model.latent-dim 10`, ...).
-"""
+`hypermeta.families.family_defaults(env)` returns the family's `TrainConfig`, which the
+command line then overrides field by field (`--ppo.clip 0.1`, `--model.latent-dim 10`, ...).
+This module is the schema only and imports nothing from hypermeta."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
-
 
 ObsEncoder = Literal["mlp", "cnn"]
 
@@ -37,26 +36,11 @@ class ModelConfig:
     never sees the state). Default 256, the authors' "XL" policy; 25 for the end-to-end methods
     on the grid-worlds (RNN+S, RNN+HN, ...: the size the paper's Grid comparison used, tuned over
     5 25 125 625). Methods without an end-to-end encoder (VI, TI, BI, Multi) default to 256
-    everywhere (`for_method`)."""
+    everywhere (`hypermeta.families.model_for_method`)."""
     policy_latent_embed: int = 25
     """tanh projection of the latent: the hypernetwork's input for +HN methods."""
     policy_hidden: tuple[int, ...] = (256, 128)
     """Hidden layers of the actor and the critic base networks (tanh)."""
-
-    def for_method(self, method: str) -> "ModelConfig":
-        """A family's sizes as `method` uses them by default.
-
-        A family's `policy_state_embed` is its end-to-end methods' size (RNN+S, RNN+HN and the
-        RNN + task-inference combinations). The authors build every method with a separately
-        trained encoder or none (VI, VI+HN, TI*, BI++HN, Multi+HN) with the "XL" policy, state
-        embedding 256, on every environment (experiment_sets/models.py l.558-589); only their
-        end-to-end models were re-sized on Grid-World (models.py l.564). Apply it to family
-        defaults, before command-line options (`method_defaults`)."""
-        from hypermeta.methods.registry import get_method
-
-        if get_method(method).encoder == "rl":
-            return self
-        return dataclasses.replace(self, policy_state_embed=ModelConfig.policy_state_embed)  # the XL 256
 
 
 @dataclass(frozen=True)
@@ -186,7 +170,7 @@ class TrainConfig:
         """(seed, lr) of every run, in the order of the vmapped run axis."""
         return [(s, lr) for lr in self.lr for s in self.seeds]
 
-    def differences(self, other: "TrainConfig") -> list[str]:
+    def differences(self, other: TrainConfig) -> list[str]:
         """Fields that differ from `other`, ignoring parallel_runs and vector_env (they change
         speed, not results)."""
         mine, theirs = self.to_dict(), other.to_dict()
@@ -196,7 +180,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @staticmethod
-    def from_dict(data: dict) -> "TrainConfig":
+    def from_dict(data: dict) -> TrainConfig:
         data = dict(data)
         model_data = data.pop("model")
         model = ModelConfig(**{**model_data, "policy_hidden": tuple(model_data["policy_hidden"])})
@@ -206,97 +190,3 @@ class TrainConfig:
         return TrainConfig(
             **{**data, "seeds": tuple(data["seeds"]), "lr": tuple(data["lr"])}, model=model, ppo=ppo, inference=inference
         )
-
-
-GRID_WORLD = TrainConfig(model=ModelConfig(policy_state_embed=25))
-"""Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5.
-The end-to-end methods' policy state embedding is 25: the paper's Grid comparison of RNN, RNN+S
-and RNN+HN tuned it over 5 25 125 625 (appendix 8.2) and 25 won for RNN+S and RNN+HN
-(experiment_sets/models.py l.564); the other methods keep 256 (`ModelConfig.for_method`)."""
-
-
-MC_LS = TrainConfig(
-    frames=60_000_000,
-    seeds=(73, 20, 3, 99),
-    eval_interval=10,
-    model=ModelConfig(encoder_action_embed=8, encoder_reward_embed=8),
-    ppo=PPOConfig(num_steps=800, lr_schedule="linear"),
-    inference=InferenceConfig(buffer_trials=1_000, elbo_subsample=50, resample_decodes=True),
-)
-"""MC-LS family: 16 x 800 frames per update, 60M frames, lr decayed linearly to 0, four seeds,
-action and reward embeddings of 8; clip 0.05, entropy 0.1, gamma = lambda = 0.95, Adam eps
-1e-5 as on Grid. The ELBO draws 50 terms per trial (the reference's sub-sampling) and keeps
-1,000 trials: a trial of 400 views of 300 values is 1,000x a grid trial."""
-
-
-_MUJOCO_PPO = PPOConfig(
-    num_steps=400, clip=0.1, entropy_coef=0.01, gamma=0.97, gae_lambda=0.9, adam_eps=1e-8, time_limit="proper"
-)
-_MUJOCO_INFERENCE = InferenceConfig(
-    pretrain_updates=563, kl_weight=0.1, updates=1, batch_trials=10, buffer_trials=10_000,
-    elbo_subsample=50, reward_decoder=(64, 32), task_decoder=(64, 32),
-)
-
-CHEETAH = TrainConfig(
-    frames=75_000_000,
-    eval_interval=25,
-    model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
-    ppo=_MUJOCO_PPO,
-    inference=_MUJOCO_INFERENCE,
-)
-"""Cheetah-Dir / Cheetah-Vel: 16 x 400 frames per update (two 200-step trials), 2 epochs,
-4 minibatches, clip 0.1, entropy 0.01, gamma 0.97, lambda 0.9, Adam eps 1e-8, 75M frames,
-eval every 25 updates; encoder embeddings 32/16/16; VariBAD kl 0.1, 1 ELBO update of 10
-trials per PPO update, 10k trials kept, 50 sub-sampled ELBO terms; 563 pre-training updates."""
-
-ANT = dataclasses.replace(
-    CHEETAH,
-    model=dataclasses.replace(CHEETAH.model, policy_latent_embed=10),
-    ppo=dataclasses.replace(_MUJOCO_PPO, num_steps=200, minibatches=1),
-)
-"""Ant-Dir: as Cheetah but 16 x 200 frames per update, 1 minibatch, latent projection 10."""
-
-WALKER = dataclasses.replace(
-    CHEETAH,
-    model=ModelConfig(encoder_action_embed=32, encoder_reward_embed=32, latent_dim=10),
-    ppo=dataclasses.replace(_MUJOCO_PPO, num_steps=200, minibatches=2, clip=0.05),
-    inference=dataclasses.replace(_MUJOCO_INFERENCE, kl_weight=1.0, decode_reward=False, decode_state=True),
-)
-"""Walker: 16 x 200 frames per update, 2 minibatches, clip 0.05, latent 10, embeddings
-32/32/32; VariBAD decodes the next state instead of the reward, kl 1."""
-
-
-ML10 = TrainConfig(
-    frames=100_000_000,
-    eval_interval=25,
-    eval_trials=10,
-    model=ModelConfig(encoder_action_embed=16, encoder_reward_embed=16),
-    ppo=PPOConfig(num_envs=8, num_steps=600, minibatches=8, clip=0.1, entropy_coef=0.001, gamma=0.97, gae_lambda=0.9,
-                  adam_eps=1e-8, reward_clip=1e5, time_limit="proper"),
-    inference=InferenceConfig(pretrain_updates=563, kl_weight=1.0, updates=3, batch_trials=10, buffer_trials=10_000,
-                              elbo_subsample=50, decode_state=True, reward_decoder=(128, 64, 32),
-                              state_decoder=(128, 64, 32), task_decoder=(64, 32)),
-)
-"""Meta-World ML10: 8 x 600 frames per update (trials of 2 x 500 steps span rollouts), 2
-epochs, 8 minibatches, clip 0.1, entropy 0.001, gamma 0.97, lambda 0.9, Adam eps 1e-8, reward
-clip 1e5, 100M frames, eval every 25 updates on 10 trials of the train classes and 10 of
-the test classes (1 and 2 per class; 20,000 steps, a sixth of the 25 updates'); encoder embeddings 32/16/16; VariBAD decodes reward
-and next state with [128, 64, 32] each, kl 1, 3 ELBO updates of 10 trials per PPO update."""
-
-
-def family_defaults(env: str) -> TrainConfig:
-    """The paper's settings for `env`'s family, with `env` filled in."""
-    from hypermeta.envs.registry import env_spec
-
-    return dataclasses.replace(env_spec(env).family, env=env)
-
-
-def method_defaults(env: str, method: str) -> TrainConfig:
-    """The paper's settings for `method` on `env`: its family's, with the method-dependent
-    defaults resolved (`ModelConfig.for_method`: the policy state embedding) and the method
-    stored under its canonical name."""
-    from hypermeta.methods.registry import get_method
-
-    base = family_defaults(env)
-    name = get_method(method).name
-    return dataclasses.replace(base, method=name, model=base.model.for_method(name))

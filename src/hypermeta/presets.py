@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypermeta.config import family_defaults
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
+from hypermeta.families import family_defaults
 from hypermeta.methods.registry import METHODS
 from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS
 

@@ -68,7 +68,7 @@ class RunDir:
 
     # -- creation and validation -------------------------------------------------
     @staticmethod
-    def create(path: Path, cfg: TrainConfig) -> "RunDir":
+    def create(path: Path, cfg: TrainConfig) -> RunDir:
         """A new run directory; refuses to touch an existing one."""
         path = Path(path)
         if path.exists():
@@ -79,7 +79,7 @@ class RunDir:
         return run
 
     @staticmethod
-    def open_for_resume(path: Path) -> tuple["RunDir", TrainConfig]:
+    def open_for_resume(path: Path) -> tuple[RunDir, TrainConfig]:
         """An existing run directory and its stored config, or a UsageError saying what is wrong."""
         path = Path(path)
         if not path.is_dir():

@@ -17,9 +17,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypermeta.config import TrainConfig, method_defaults
+from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
+from hypermeta.families import method_defaults
 from hypermeta.methods.registry import get_method
 
 SWEEP_LRS: tuple[float, ...] = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
@@ -120,14 +121,15 @@ def status(cfg: TrainConfig, path: Path) -> str:
 def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list[Path]:
     """Train every method (and state-embedding size) of the sweep into `out/ENV/METHOD[...]`;
     returns the run directories."""
-    from hypermeta.training.loop import Stopped, train, validate
+    from hypermeta.training.loop import Stopped, train
+    from hypermeta.validate import validate
 
     planned = plan(sweep, out)
     states = []
     for cfg, path in planned:
         validate(cfg)
         states.append(status(cfg, path))  # refuse a conflicting directory before training anything
-    for (cfg, path), state in zip(planned, states):
+    for (cfg, path), state in zip(planned, states, strict=True):
         label = path.name  # the method, or METHOD_state-embed-N
         if state == "finished":
             print(f"{label}: finished, skipped ({path})")

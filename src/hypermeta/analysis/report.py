@@ -80,7 +80,7 @@ def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[st
     """One panel per environment, one line per method (at its best lr) with its CI band."""
     envs = sorted(best["env"].unique())
     fig, axes = plt.subplots(1, len(envs), figsize=(5.2 * len(envs), 3.8), squeeze=False)
-    for ax, env in zip(axes[0], envs):
+    for ax, env in zip(axes[0], envs, strict=True):
         for method, group in best[best["env"] == env].groupby("method", sort=False):
             group = group.dropna(subset=[y])
             if group.empty:  # e.g. a method trained without --grad-info
@@ -107,7 +107,7 @@ def plot_bars(scores: dict[str, pd.DataFrame], colors: dict[str, str]) -> plt.Fi
     envs = sorted(next(iter(scores.values()))["env"].unique())
     fig, axes = plt.subplots(len(scores), len(envs), figsize=(4.2 * len(envs), 3.2 * len(scores)), squeeze=False)
     for row, (name, table) in enumerate(scores.items()):
-        for ax, env in zip(axes[row], envs):
+        for ax, env in zip(axes[row], envs, strict=True):
             t = table[table["env"] == env]
             pos = np.arange(len(t))
             err = np.vstack([t["mean"] - t["low"], t["high"] - t["mean"]])
@@ -189,7 +189,7 @@ def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
     statistics = list(dict.fromkeys(table["statistic"]))
     fig, axes = plt.subplots(1, len(statistics), figsize=(3.2 * len(statistics), 1.2 + 0.5 * table["method"].nunique()),
                              squeeze=False)
-    for ax, name in zip(axes[0], statistics):
+    for ax, name in zip(axes[0], statistics, strict=True):
         t = table[table["statistic"] == name]
         pos = np.arange(len(t))
         ax.errorbar(t["value"], pos, xerr=np.vstack([t["value"] - t["low"], t["high"] - t["value"]]), fmt="o", capsize=4)

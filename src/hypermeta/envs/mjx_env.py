@@ -66,7 +66,7 @@ def gymnasium_asset(name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_model(
     xml: str, timestep: float | None, integrator: str | None, iterations: int, ls_iterations: int,
     cone: str | None = None,
@@ -107,7 +107,7 @@ class MjxState:
     t: Array  # int32 ()
 
     @staticmethod
-    def of(data: Any, t: Array) -> "MjxState":
+    def of(data: Any, t: Array) -> MjxState:
         return MjxState(qpos=data.qpos, qvel=data.qvel, qacc_warmstart=data.qacc_warmstart, t=t)
 
 

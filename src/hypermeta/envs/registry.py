@@ -1,21 +1,18 @@
-"""Environment names -> constructors and their family's settings.
+"""Environment names -> constructors and the name of their family of settings.
 
 A new environment is one module plus one line here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-import dataclasses
-
-from hypermeta.config import ANT, CHEETAH, GRID_WORLD, MC_LS, ML10, WALKER, TrainConfig
+from hypermeta.envs import ml10
 from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.half_cheetah import HalfCheetah
-from hypermeta.envs import ml10
 from hypermeta.envs.mc_ls import MCLS
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.errors import UsageError
@@ -25,8 +22,10 @@ from hypermeta.errors import UsageError
 class EnvSpec:
     make: Callable[[], EnvironmentBase]
     """A JAX `Environment`, or a `HostEnvironment` (gymnasium, stepped in Python)."""
-    family: TrainConfig
-    """The paper's model / PPO / budget settings for this environment."""
+    family: str
+    """The family whose model / PPO / budget settings this environment uses: a key of
+    `hypermeta.families.FAMILIES` ("grid-world", "mc-ls", "mc-ls-cnn", "cheetah", "ant",
+    "walker", "ml10"), so that environments do not depend on PPO settings."""
     reference_returns: dict[str, float]
     """Per-trial returns drawn on learning curves (name -> value)."""
 
@@ -40,27 +39,26 @@ _MC_LS_REFERENCE = {"optimal": 27.4, "ignores signal": 20.4, "random": 13.27}
 # MC-LSN has 10 rooms (the authors' MC-LSN-v0): optimal 2 x (0.1 + 10 x 0.6 + 4) = 2 x 10.1, ignoring
 # the signal 2 x 6.6; random 12.14 (16,384 trials, s.e. 0.04; some random walks reach the end tile).
 _MC_LSN_REFERENCE = {"optimal": 20.2, "ignores signal": 13.2, "random": 12.14}
-_MC_LS_CNN = dataclasses.replace(MC_LS, model=dataclasses.replace(MC_LS.model, obs_encoder="cnn"))
 
 ENVIRONMENTS: dict[str, EnvSpec] = {
-    "grid-world": EnvSpec(lambda: GridWorld(), GRID_WORLD, _GRID_REFERENCE),
-    "grid-world-show": EnvSpec(lambda: GridWorld(show="episode-start"), GRID_WORLD, {"oracle": 44.29}),
-    "grid-world-show-start-cell": EnvSpec(lambda: GridWorld(show="start-cell"), GRID_WORLD, {"oracle": 44.29}),
-    "grid-world-dense": EnvSpec(lambda: GridWorld(dense=True), GRID_WORLD, {"Bayes-optimal": 35.48, "oracle": 38.13}),
-    "mc-ls": EnvSpec(lambda: MCLS(), MC_LS, _MC_LS_REFERENCE),
+    "grid-world": EnvSpec(lambda: GridWorld(), "grid-world", _GRID_REFERENCE),
+    "grid-world-show": EnvSpec(lambda: GridWorld(show="episode-start"), "grid-world", {"oracle": 44.29}),
+    "grid-world-show-start-cell": EnvSpec(lambda: GridWorld(show="start-cell"), "grid-world", {"oracle": 44.29}),
+    "grid-world-dense": EnvSpec(lambda: GridWorld(dense=True), "grid-world", {"Bayes-optimal": 35.48, "oracle": 38.13}),
+    "mc-ls": EnvSpec(lambda: MCLS(), "mc-ls", _MC_LS_REFERENCE),
     # The authors' MC-LSN-v0: 10 rooms, views + N(0, 0.05^2) noise clipped to [-1, 1].
-    "mc-lsn": EnvSpec(lambda: MCLS(rooms=10, noise_std=0.05), MC_LS, _MC_LSN_REFERENCE),
+    "mc-lsn": EnvSpec(lambda: MCLS(rooms=10, noise_std=0.05), "mc-ls", _MC_LSN_REFERENCE),
     # Hidden signal: the first episode's turn is a guess (10.2 on average), the second can be right.
-    "mc-lsh": EnvSpec(lambda: MCLS(hidden_signal=True), MC_LS, {"Bayes-optimal": 23.9, "random": 13.27}),
-    "mc-ls-42": EnvSpec(lambda: MCLS(resolution=42), _MC_LS_CNN, _MC_LS_REFERENCE),
-    "cheetah-dir": EnvSpec(lambda: HalfCheetah(task="direction"), CHEETAH, {}),
-    "cheetah-vel": EnvSpec(lambda: HalfCheetah(task="velocity"), CHEETAH, {}),
-    "ant-dir": EnvSpec(lambda: AntDir(), ANT, {}),
+    "mc-lsh": EnvSpec(lambda: MCLS(hidden_signal=True), "mc-ls", {"Bayes-optimal": 23.9, "random": 13.27}),
+    "mc-ls-42": EnvSpec(lambda: MCLS(resolution=42), "mc-ls-cnn", _MC_LS_REFERENCE),
+    "cheetah-dir": EnvSpec(lambda: HalfCheetah(task="direction"), "cheetah", {}),
+    "cheetah-vel": EnvSpec(lambda: HalfCheetah(task="velocity"), "cheetah", {}),
+    "ant-dir": EnvSpec(lambda: AntDir(), "ant", {}),
     # The authors' variant: the task +-1 is an angle in radians (directions at +-57 degrees).
-    "ant-dir-angle": EnvSpec(lambda: AntDir(directions="angle"), ANT, {}),
-    "walker-params": EnvSpec(lambda: WalkerParams(), WALKER, {}),
+    "ant-dir-angle": EnvSpec(lambda: AntDir(directions="angle"), "ant", {}),
+    "walker-params": EnvSpec(lambda: WalkerParams(), "walker", {}),
     # Host-side (gymnasium): needs the optional extra hypermeta[metaworld].
-    "ml10": EnvSpec(lambda: ml10.ML10(), ML10, {}),
+    "ml10": EnvSpec(lambda: ml10.ML10(), "ml10", {}),
 }
 
 

@@ -70,7 +70,7 @@ class WalkerParams(MjxEnv):
         bases = [MASS_BASE, MASS_BASE, DAMPING_BASE, MASS_BASE]
         keys = jax.random.split(key, len(bases))
         values = []
-        for k, base, default in zip(keys, bases, self._defaults):
+        for k, base, default in zip(keys, bases, self._defaults, strict=True):
             exponent = jax.random.uniform(k, default.shape, minval=-LOG_SCALE_LIMIT, maxval=LOG_SCALE_LIMIT)
             values.append((jnp.asarray(default) * base**exponent).ravel())
         return jnp.concatenate(values).astype(jnp.float32)
@@ -79,7 +79,7 @@ class WalkerParams(MjxEnv):
         """The task vector as the model fields it sets."""
         names = ["body_mass", "body_inertia", "dof_damping", "geom_friction"]
         out, start = {}, 0
-        for name, default in zip(names, self._defaults):
+        for name, default in zip(names, self._defaults, strict=True):
             out[name] = task[start:start + default.size].reshape(default.shape)
             start += default.size
         return out

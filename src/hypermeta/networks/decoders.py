@@ -92,3 +92,49 @@ class TaskDecoder(nn.Module):
         offset = self.bias - target
         return (jnp.einsum("...i,ij,...j->...", h, gram, h) + 2 * jnp.sum(h * (offset @ self.kernel.T), axis=-1)
                 + jnp.sum(offset**2, axis=-1))
+
+
+class Decoders(nn.Module):
+    """The VariBAD decoders of one method (the agent's "decoder" parameter group).
+
+    `decode_reward`: a per-cell decoder where the environment has cells (`num_cells` > 0),
+    else reward regression; `decode_state`: the next state; `task_dim` > 0: a task decoder.
+    States include the trial's done bit, as the reference's VAE states."""
+
+    reward: tuple[int, ...] | None
+    state: tuple[int, ...] | None
+    task: tuple[int, ...] | None
+    obs_dim: int
+    task_dim: int
+    num_cells: int = 0
+
+    def setup(self) -> None:
+        if self.reward is not None:
+            self.dec_reward = (CellRewardDecoder(self.reward, self.num_cells, name="dec_reward") if self.num_cells
+                               else RewardDecoder(self.reward, name="dec_reward"))
+        if self.state is not None:
+            self.dec_state = StateDecoder(self.state, self.obs_dim, name="dec_state")
+        if self.task is not None:
+            self.dec_task = TaskDecoder(self.task, self.task_dim, name="dec_task")
+
+    def reward_logits(self, z: Array) -> Array:
+        """Per-cell logits "the goal is here" (grid-worlds)."""
+        return self.dec_reward(z)
+
+    def reward_prediction(self, z: Array, obs: Array, action: Array, next_obs: Array) -> Array:
+        return self.dec_reward(z, obs, action, next_obs)
+
+    def state_prediction(self, z: Array, obs: Array, action: Array) -> Array:
+        return self.dec_state(z, obs, action)
+
+    def task_error(self, z: Array, target: Array) -> Array:
+        return self.dec_task.squared_error(z, target)
+
+    def __call__(self, z: Array, obs: Array, action: Array) -> None:
+        """Every decoder once (initialises all parameters)."""
+        if self.reward is not None:
+            self.reward_logits(z) if self.num_cells else self.reward_prediction(z, obs, action, obs)
+        if self.state is not None:
+            self.state_prediction(z, obs, action)
+        if self.task is not None:
+            self.dec_task(z)

@@ -21,7 +21,8 @@ Initialisations (original-implementation.md 1.1):
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import flax.linen as nn
 import jax.numpy as jnp

@@ -28,18 +28,18 @@ class Normalizers:
     task: RunningMeanStd
 
     @staticmethod
-    def create(obs_dim: int, latent_features: int, task_dim: int) -> "Normalizers":
+    def create(obs_dim: int, latent_features: int, task_dim: int) -> Normalizers:
         return Normalizers(
             RunningMeanStd.create((obs_dim,)), RunningMeanStd.create((latent_features,)), RunningMeanStd.create((task_dim,))
         )
 
-    def update(self, obs: Array, latent: Array, task: Array) -> "Normalizers":
+    def update(self, obs: Array, latent: Array, task: Array) -> Normalizers:
         return Normalizers(self.obs.update(obs), self.latent.update(latent), self.task.update(task))
 
 
 def task_embedding(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
     """g(c_M) for raw task vectors."""
-    return agent.apply(params, norms.task.normalize(task), method=Agent.embed_task)
+    return agent.embed_task(params, norms.task.normalize(task))
 
 
 def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Array, use_task: Array | bool,
@@ -54,7 +54,7 @@ def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Arr
     if method.variational:
         latent = norms.latent.normalize(latent)
         latent = latent if latent_gradient else jax.lax.stop_gradient(latent)
-    e = agent.apply(params, latent, method=Agent.embed_latent)
+    e = agent.embed_latent(params, latent)
     if method.pretrain == "none":
         return e
     return jnp.where(use_task, task_embedding(agent, params, norms, task), e)
@@ -64,4 +64,4 @@ def policy(agent: Agent, params, norms: Normalizers, obs: Array, latent: Array, 
            latent_gradient: bool = False):
     """(action distribution, value) for raw observations, latents and tasks."""
     e = embedding(agent, params, norms, latent, task, use_task, latent_gradient)
-    return agent.apply(params, norms.obs.normalize(obs), e, method=Agent.policy_from_embedding)
+    return agent.policy(params, norms.obs.normalize(obs), e)

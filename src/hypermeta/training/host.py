@@ -1,19 +1,19 @@
-"""Training on host environments: gymnasium vector envs stepped in Python, with the policy
-step and the PPO update jitted and shared with the JAX path.
+"""The host collector: gymnasium vector envs stepped in Python, with the policy step and the
+PPO update jitted and shared with the JAX path (`training.rollout`'s collector contract).
 
-    trainer = HostTrainer(learner, num_runs)        # learner.on_host
-    states, metrics = trainer.chunk(states, n)      # the contract of Learner.compile_chunk()
-    trainer.close()
+    learner = Learner(cfg)                           # a HostEnvironment gets a HostCollector
+    chunk = learner.compile_chunk()                  # chunk(states, n) -> (states, metrics)
+    learner.collector.close()
 
 One update of every run, side by side (runs are vmapped, each with its own `num_envs`
-environments of one vector env):
+environments of one vector env), with the shared rules of `training.rollout`:
 
-1. split each run's key exactly as `Learner.train_update` does, and the collect key into
-   one key per step (so a host run and a JAX run with the same seed sample the same actions);
-2. `num_steps` times: the jitted, run-vmapped policy step (`rollout.act`, a sampled action)
-   on the carried encoder inputs, then one step of the vector env;
-3. stack the steps into the `Rollout` the JAX `collect` returns and call the same jitted
-   `Learner.learn`.
+1. split each run's key with `update_keys` (so a host run and a JAX run with the same seed
+   sample the same actions);
+2. `num_steps` times: the jitted, run-vmapped policy step (`act`, a sampled action) on
+   the carried encoder inputs, then one step of the vector env; `step_record` and
+   `next_carry` as in the JAX collector;
+3. stack the steps into a `Rollout` and call the same jitted `Learner.learn`.
 
 Evaluation plays one fresh trial in each of `eval_trials` environments per split (the
 train and test task sets of ML10), with deterministic actions, one run after another,
@@ -26,117 +26,146 @@ emptied, the reward scaler's running return restarts), which only costs the unfi
 trials of the interrupted chunk.
 
 All runs of an invocation step together (`parallel_runs` does not apply): R runs hold R x
-num_envs host environments.
+num_envs host environments, created at the first chunk.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hypermeta.envs.base import Array
-from hypermeta.envs.host import HostEnvironment, VectorStrategy, make_vector_env
-from hypermeta.envs.trial import TrialState
-from hypermeta.networks.agent import action_feature_dim, action_features
-from hypermeta.training.learner import Learner, RunState
-from hypermeta.training.rollout import EnvCarry, Rollout, act
+from hypermeta.config import TrainConfig
+from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.envs.host import HostEnvironment, make_vector_env
+from hypermeta.envs.trial import TrialState, TrialWrapper
+from hypermeta.networks.agent import Agent, action_features
+from hypermeta.training.rollout import (
+    EnvCarry,
+    Rollout,
+    act,
+    add_returns,
+    chunk_means,
+    eval_keys,
+    first_carry,
+    make_collector,
+    next_carry,
+    step_record,
+    update_keys,
+)
 
 
-class HostTrainer:
+def _trial_state(task: np.ndarray, episode: np.ndarray, shape: tuple[int, ...]) -> TrialState:
+    """The trial state of host envs: no MDP state (it lives in the host env)."""
+    return TrialState(env_state=np.zeros(shape, np.float32), task=np.asarray(task, np.float32),
+                      episode=np.asarray(episode, np.int32))
+
+
+class HostCollector:
     """The runs of a learner whose environment is a `HostEnvironment`; see the module docstring."""
 
-    def __init__(self, learner: Learner, num_runs: int, vector: VectorStrategy = "sync"):
-        if not learner.on_host:
-            raise ValueError(f"{learner.cfg.env!r} is a JAX environment: use Learner.compile_chunk()")
-        cfg = learner.cfg
-        self.learner, self.cfg = learner, cfg
-        self.env: HostEnvironment = learner.env
-        self.num_runs, self.num_envs = num_runs, cfg.ppo.num_envs
-        self.envs = make_vector_env(self.env, self.env.splits[0], num_runs * self.num_envs, vector)
-        self.eval_envs = {split: make_vector_env(self.env, split, cfg.eval_trials, vector, evaluation=True)
-                          for split in self.env.splits}
-        self.started = False
+    def __init__(self, env: HostEnvironment, wrapper: TrialWrapper, cfg: TrainConfig):
+        self.env, self.wrapper, self.cfg = env, wrapper, cfg
+        self.num_envs = cfg.ppo.num_envs
+        self.envs = None
+        self.eval_envs: dict = {}
+        self.learner = None
+
+    # --- the collector contract ------------------------------------------------------------
+
+    def initial_carry(self, agent: Agent, key: PRNGKey, num_envs: int) -> EnvCarry:
+        """A placeholder: every env at a trial start with zero observations and tasks. `start`
+        fills in the first observations and tasks when the environments (re)start."""
+        shape = (num_envs,)
+        trial_state = _trial_state(np.zeros(shape + (self.wrapper.task_dim,)), np.zeros(shape), shape)
+        return jax.tree.map(jnp.asarray, first_carry(agent, trial_state,
+                                                     jnp.zeros(shape + self.wrapper.observation_space.shape)))
+
+    def compile_chunk(self, learner, parallel_runs: int = 0) -> Callable:
+        """`chunk(states, n)`: n updates of every run, then one evaluation (`parallel_runs`
+        does not apply: all runs step together)."""
+        self.learner = learner
         self._policy = jax.jit(jax.vmap(self._policy_step))
         self._eval_policy = jax.jit(self._eval_step)
-        self._keys = jax.jit(jax.vmap(self._update_keys))
-        self._eval_keys = jax.jit(jax.vmap(self._split_eval_key))
+        self._keys = jax.jit(jax.vmap(lambda key: update_keys(key, self.cfg.ppo.num_steps)))
+        self._eval_keys = jax.jit(jax.vmap(self._eval_seed))
         self._learn = jax.jit(jax.vmap(learner.learn), donate_argnums=0)
+        return self.chunk
+
+    def close(self) -> None:
+        for envs in [self.envs, *self.eval_envs.values()]:
+            if envs is not None:
+                envs.close()
+        self.envs, self.eval_envs = None, {}
 
     # --- jitted pieces -------------------------------------------------------------------
 
     def _policy_step(self, params, norms, carry: EnvCarry, key: Array, use_task: Array):
-        """One run's encoder step and sampled action, as in `rollout.collect`."""
+        """One run's encoder step and sampled action, as in `JaxCollector.collect`."""
         act_key, _ = jax.random.split(key)  # the second half steps a JAX env; unused here
         hidden, latent, dist, value = act(self.learner.agent, params, norms, carry, use_task)
         action = dist.sample(act_key)
-        a_feat = action_features(self.learner.wrapper.action_space, action)
+        a_feat = action_features(self.wrapper.action_space, action)
         return hidden, latent, action, dist.log_prob(action), value, a_feat
 
     def _eval_step(self, params, norms, carry: EnvCarry):
-        """Deterministic action for evaluation, as in `Learner.evaluate`."""
+        """Deterministic action for evaluation, as in `JaxCollector.evaluate`."""
         hidden, _, dist, _ = act(self.learner.agent, params, norms, carry)
         action = dist.mode()
-        return hidden, action, action_features(self.learner.wrapper.action_space, action)
+        return hidden, action, action_features(self.wrapper.action_space, action)
 
-    def _update_keys(self, key: Array):
-        """(next run key, one key per step, update key), split as in `Learner.train_update`."""
-        key, collect_key, update_key = jax.random.split(key, 3)
-        return key, jax.random.split(collect_key, self.cfg.ppo.num_steps), update_key
-
-    def _split_eval_key(self, key: Array):
-        """(next run key, seed of the evaluation envs), split as in `Learner.train_chunk`."""
-        key, eval_key = jax.random.split(key)
+    def _eval_seed(self, key: Array):
+        """(next run key, seed of the evaluation envs) from `eval_keys`."""
+        key, eval_key = eval_keys(key)
         return key, jax.random.randint(eval_key, (), 0, 2**31 - 1)
 
     # --- host loop -----------------------------------------------------------------------
 
-    @staticmethod
-    def _carry(obs: np.ndarray, task: np.ndarray, episode: np.ndarray, prev_action: np.ndarray,
-               prev_reward: np.ndarray, reset: np.ndarray, hidden: Array, shape: tuple[int, ...]) -> EnvCarry:
-        """An EnvCarry of host arrays, each given flat as the vector env returns it (one row per
-        env) and reshaped to `shape`, (runs, envs) or (envs,)."""
+    def _first(self, obs: np.ndarray, info: dict, shape: tuple[int, ...]) -> EnvCarry:
+        """The carry of freshly reset envs (one row per env, reshaped to `shape`)."""
         r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
-        return EnvCarry(trial_state=TrialState(env_state=np.zeros(shape, np.float32), task=r(task).astype(np.float32),
-                                               episode=r(episode).astype(np.int32)),
-                        obs=r(obs).astype(np.float32), prev_action=r(prev_action).astype(np.float32),
-                        prev_reward=r(prev_reward).astype(np.float32), reset=r(reset).astype(bool), hidden=hidden)
+        trial_state = _trial_state(r(info["task"]), np.zeros(shape), shape)
+        return first_carry(self.learner.agent, trial_state, jnp.asarray(r(obs), jnp.float32))
 
-    def _first_carry(self, obs: np.ndarray, info: dict, hidden: Array, shape: tuple[int, ...]) -> EnvCarry:
-        """The carry of freshly reset envs: every env at a trial start (as `rollout.reset_carry`)."""
-        n = obs.shape[0]
-        a_dim = action_feature_dim(self.learner.wrapper.action_space)
-        return self._carry(obs, info["task"], np.zeros(n), np.zeros((n, a_dim)), np.zeros(n), np.ones(n, bool),
-                           hidden, shape)
+    def _next(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Any,
+              shape: tuple[int, ...]) -> EnvCarry:
+        """The carry after a vector-env step (`next_carry` with the host's trial bookkeeping)."""
+        r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
+        done = r(info["trial_done"])
+        episode = np.where(done, 0, r(info["episode"] + info["episode_done"]))
+        trial_state = _trial_state(r(info["next_task"]), episode, shape)
+        a_feat = jnp.reshape(a_feat, shape + (-1,))
+        return next_carry(trial_state, jnp.asarray(r(obs), jnp.float32), a_feat,
+                          jnp.asarray(r(reward), jnp.float32), jnp.asarray(done), hidden)
 
-    def _next_carry(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Array,
-                    shape: tuple[int, ...]) -> EnvCarry:
-        """The carry after a vector-env step (as `rollout.env_step`): the encoder's previous
-        action and reward are zeros where a trial has just started."""
-        done = info["trial_done"]
-        a_feat = np.asarray(a_feat).reshape((done.shape[0], -1))
-        return self._carry(obs, info["next_task"], np.where(done, 0, info["episode"] + info["episode_done"]),
-                           np.where(done[:, None], 0.0, a_feat), np.where(done, 0.0, reward), done, hidden, shape)
+    def _ensure_envs(self, num_runs: int) -> None:
+        if self.envs is None:
+            self.num_runs = num_runs
+            self.envs = make_vector_env(self.env, self.env.splits[0], num_runs * self.num_envs, self.cfg.vector_env)
+            self.eval_envs = {split: make_vector_env(self.env, split, self.cfg.eval_trials, self.cfg.vector_env,
+                                                     evaluation=True) for split in self.env.splits}
 
-    def start(self, states: RunState) -> RunState:
+    def start(self, states):
         """Fresh trials in every training env, seeded from each run's key."""
+        self._ensure_envs(states.key.shape[0])
         shape = (self.num_runs, self.num_envs)
         seeds = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (self.num_envs,), 0, 2**31 - 1))(states.key)
         obs, info = self.envs.reset(seed=[int(s) for s in np.asarray(seeds).ravel()])
-        carry = self._first_carry(obs, info, states.carry.hidden, shape)
+        carry = self._first(obs, info, shape).replace(hidden=states.carry.hidden)
         running = states.trials.running
         trials = states.trials.replace(running=running.replace(length=jnp.zeros_like(running.length)))
         scaler = states.reward_scaler.replace(ret=jnp.zeros_like(states.reward_scaler.ret))  # returns of new trials
-        self.started = True
         return states.replace(carry=jax.tree.map(jnp.asarray, carry), trials=trials, reward_scaler=scaler)
 
-    def collect(self, states: RunState) -> tuple[RunState, Rollout, EnvCarry, Array]:
+    def collect(self, states):
         """One rollout of every run; returns (states with their next keys, rollout, carry, update keys)."""
         shape = (self.num_runs, self.num_envs)
+        r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
         next_key, step_keys, update_key = self._keys(states.key)
-        step_keys = np.asarray(step_keys)
         use_task = np.asarray(states.update) < self.learner.pretrain_updates
         carry = states.carry
         records: dict[str, list] = defaultdict(list)
@@ -145,26 +174,21 @@ class HostTrainer:
                 states.params, states.norms, carry, step_keys[:, t], use_task)
             action = np.asarray(action)
             obs, reward, _, _, info = self.envs.step(action.reshape((-1,) + action.shape[2:]))
-            for name, value_ in (("obs", carry.obs), ("prev_action", carry.prev_action),
-                                 ("prev_reward", carry.prev_reward), ("reset", carry.reset), ("action", action),
-                                 ("log_prob", log_prob), ("value", value),
-                                 ("reward", reward.astype(np.float32).reshape(shape)),
-                                 ("done", info["trial_done"].reshape(shape)),
-                                 ("timeout", info["timeout"].reshape(shape)),
-                                 ("task", info["task"].reshape(shape + (-1,)).astype(np.float32)),
-                                 ("episode", info["episode"].reshape(shape).astype(np.int32)), ("latent", latent),
-                                 ("next_obs", info["next_obs"].reshape(shape + (-1,)).astype(np.float32))):
+            step_info = {"timeout": r(info["timeout"]), "task": r(info["task"]).astype(np.float32),
+                         "episode": r(info["episode"]).astype(np.int32),
+                         "next_obs": r(info["next_obs"]).astype(np.float32)}
+            record = step_record(carry, action, log_prob, value, latent, r(reward).astype(np.float32),
+                                 r(info["trial_done"]), step_info)
+            for name, value_ in record.items():
                 records[name].append(np.asarray(value_))
-            carry = self._next_carry(obs, reward, info, a_feat, hidden, shape)
+            carry = self._next(obs, reward, info, a_feat, hidden, shape)
         last_value = self._policy(states.params, states.norms, carry, step_keys[:, 0], use_task)[4]
         stacked = {name: np.stack(steps, axis=1) for name, steps in records.items()}  # (runs, T, envs, ...)
-        zeros = np.zeros_like(stacked["episode"])
         # init_hidden is copied to the host: `states` (and so its carry) is donated to the update.
-        rollout = Rollout(**stacked, cell=zeros, cell_hit=zeros.astype(bool), init_hidden=np.asarray(states.carry.hidden),
-                          last_value=last_value)
+        rollout = Rollout(**stacked, init_hidden=jax.tree.map(np.asarray, states.carry.hidden), last_value=last_value)
         return states.replace(key=next_key), rollout, carry, update_key
 
-    def update(self, states: RunState) -> tuple[RunState, dict]:
+    def update(self, states):
         """Collect one rollout per run on the host, then the shared jitted PPO update."""
         states, rollout, carry, update_key = self.collect(states)
         return self._learn(states, rollout, jax.tree.map(jnp.asarray, carry), update_key)
@@ -174,27 +198,26 @@ class HostTrainer:
         envs, k = self.eval_envs[split], self.env.episodes_per_trial
         n = envs.num_envs
         obs, info = envs.reset(seed=seed)
-        carry = self._first_carry(obs, info, self.learner.agent.initial_hidden((n,)), (n,))
+        carry = self._first(obs, info, (n,))
         active = np.ones(n, bool)
         returns, successes = np.zeros((n, k)), np.zeros((n, k))
         rows = np.arange(n)
-        for _ in range(self.learner.wrapper.max_trial_steps):
+        for _ in range(self.wrapper.max_trial_steps):
             hidden, action, a_feat = self._eval_policy(params, norms, carry)
             obs, reward, _, _, info = envs.step(np.asarray(action))
             episode, done = info["episode"], info["trial_done"]
-            returns[rows, episode] += reward * active
             successes[rows, episode] = np.maximum(successes[rows, episode], info["success"] * active)
-            active &= ~done
+            returns, active = add_returns(returns, active, episode, reward, done, xp=np)
             if not active.any():
                 break
-            carry = self._next_carry(obs, reward, info, a_feat, hidden, (n,))
+            carry = self._next(obs, reward, info, a_feat, hidden, (n,))
         return returns, successes
 
-    def evaluate(self, states: RunState, seeds: np.ndarray) -> dict[str, np.ndarray]:
+    def evaluate(self, states, seeds: np.ndarray) -> dict[str, np.ndarray]:
         """Evaluation metrics of every run (leading run axis), per split."""
         metrics: dict[str, list] = defaultdict(list)
         for r in range(self.num_runs):
-            params, norms = jax.tree.map(lambda x: x[r], (states.params, states.norms))
+            params, norms = jax.tree.map(lambda x, r=r: x[r], (states.params, states.norms))
             for i, split in enumerate(self.env.splits):
                 prefix = "" if i == 0 else f"{split}_"
                 returns, successes = self.evaluate_run(split, params, norms, int(seeds[r]))
@@ -204,22 +227,22 @@ class HostTrainer:
                 metrics[f"{prefix}success_rate"].append(successes.mean())
         return {name: np.stack(values) for name, values in metrics.items()}
 
-    def chunk(self, states: RunState, num_updates: int) -> tuple[RunState, dict]:
+    def chunk(self, states, num_updates: int):
         """`num_updates` updates of every run, then one evaluation; metrics are chunk means."""
-        if not self.started:
+        if self.envs is None:
             states = self.start(states)
         totals: dict | None = None
         for _ in range(num_updates):
             states, stats = self.update(states)
             stats = jax.tree.map(np.asarray, stats)
             totals = stats if totals is None else jax.tree.map(np.add, totals, stats)
-        metrics = {name: total / max(num_updates, 1) for name, total in (totals or {}).items()}
+        metrics = jax.tree.map(np.asarray, chunk_means(totals or {}, num_updates))
         next_key, seeds = self._eval_keys(states.key)
         states = states.replace(key=next_key)
         metrics.update(self.evaluate(states, np.asarray(seeds)))
         return states, metrics
 
-    def close(self) -> None:
-        self.envs.close()
-        for envs in self.eval_envs.values():
-            envs.close()
+
+@make_collector.register
+def _(env: HostEnvironment, wrapper: TrialWrapper, cfg: TrainConfig) -> HostCollector:
+    return HostCollector(env, wrapper, cfg)

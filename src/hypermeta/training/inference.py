@@ -30,7 +30,9 @@ import optax
 
 from hypermeta.config import InferenceConfig
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.networks.agent import Agent
+from hypermeta.networks.agent import Agent, group_labels
+from hypermeta.networks.decoders import Decoders
+from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.trial_buffer import TrialBuffer, Trials
@@ -46,29 +48,30 @@ def gaussian_kl(mu: Array, logvar: Array, prior_mu: Array, prior_logvar: Array) 
 
 
 def encode_trials(agent: Agent, params, trials: Trials) -> Array:
-    """The encoder's outputs (N, L, 2 * latent_dim) over whole stored trials, from the zero state."""
+    """The encoder's outputs (N, L, 2 * latent_dim) over whole stored trials, from a trial start."""
     n = trials.length.shape[0]
-
-    def step(h, inputs):
-        prev_action, prev_reward, obs, reset = inputs
-        return agent.apply(params, h, prev_action, prev_reward, obs, reset, method=Agent.encode)
-
-    _, latents = jax.lax.scan(step, agent.initial_hidden((n,)), trials.encoder_inputs())
+    _, latents = agent.encode_sequence(params, agent.initial_carry((n,)), trials.encoder_inputs())
     return jnp.swapaxes(latents, 0, 1)
 
 
 def running_hidden(agent: Agent, params, running: Trials) -> Array:
-    """Encoder state after each unfinished trial's stored steps (re-encoded with `params`)."""
-    n = running.length.shape[0]
+    """Encoder carry after each unfinished trial's stored steps (re-encoded with `params`).
 
-    def step(h, inputs):
-        t, prev_action, prev_reward, obs, reset = inputs
-        h_new, _ = agent.apply(params, h, prev_action, prev_reward, obs, reset, method=Agent.encode)
-        return jnp.where((t < running.length)[:, None], h_new, h), None
-
-    steps = jnp.arange(running.reward.shape[1])
-    h, _ = jax.lax.scan(step, agent.initial_hidden((n,)), (steps, *running.encoder_inputs()))
-    return h
+    Each trial's steps are moved to the end of the window (the padding first), so one pass
+    of `encode_sequence` ends on every trial's last step; its first step starts a trial,
+    which resets whatever the padding left. A trial with no steps yet gets the initial carry.
+    """
+    n, window = running.reward.shape
+    trials_inputs = running.encoder_inputs()
+    shift = window - running.length  # (N,)
+    source = (jnp.arange(window)[:, None] - shift[None, :]) % window  # (L, N): step read at each position
+    take = lambda x: jnp.take_along_axis(x, source.reshape(source.shape + (1,) * (x.ndim - 2)), axis=0)  # noqa: E731
+    inputs = EncoderInputs(take(trials_inputs.prev_action), take(trials_inputs.prev_reward), take(trials_inputs.obs),
+                           jnp.arange(window)[:, None] == shift[None, :])
+    initial = agent.initial_carry((n,))
+    carry, _ = agent.encode_sequence(params, initial, inputs)
+    started = running.length > 0
+    return jax.tree.map(lambda c, i: jnp.where(started.reshape((n,) + (1,) * (c.ndim - 1)), c, i), carry, initial)
 
 
 def task_target(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
@@ -78,7 +81,7 @@ def task_target(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
         return task
     g = conditioning.task_embedding(agent, params, norms, task)
     if target == "base-net":
-        g = agent.apply(params, g, method=Agent.base_net)
+        g = agent.base_net(params, g)
     return jax.lax.stop_gradient(g)
 
 
@@ -141,35 +144,32 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
     reward_rec = state_rec = task_loss = jnp.zeros(())
     if agent.inference.decode_reward:
         if agent.num_cells:
-            logits = agent.apply(params, z_t, method=lambda a, z: a.dec_reward(z))  # (N, St, cells)
+            logits = agent.decoder(params, Decoders.reward_logits, z_t)  # (N, St, cells)
             cell = jnp.broadcast_to(_at(trials.cell, js)[:, None, :], pair_mask.shape)
             picked = jnp.take_along_axis(logits, cell, axis=-1)
             hit = pairs(trials.cell_hit).astype(jnp.float32)
             err = optax.sigmoid_binary_cross_entropy(picked, hit)
         else:
-            pred = agent.apply(params, z_pairs, pairs(trials.obs), pairs(trials.action), pairs(trials.next_obs),
-                               method=lambda a, *x: a.dec_reward(*x))
+            pred = agent.decoder(params, Decoders.reward_prediction, z_pairs, pairs(trials.obs), pairs(trials.action),
+                                 pairs(trials.next_obs))
             err = (pred - pairs(trials.reward)) ** 2
         reward_rec = jnp.sum(err * pair_mask) / per_trial
     if agent.inference.decode_state:
-        pred = agent.apply(params, z_pairs, pairs(trials.obs), pairs(trials.action), method=lambda a, *x: a.dec_state(*x))
+        pred = agent.decoder(params, Decoders.state_prediction, z_pairs, pairs(trials.obs), pairs(trials.action))
         # Mean over the state's dimensions, as the reference's MSE.
         state_rec = jnp.sum(jnp.mean((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / per_trial
     if m.task_target != "none":
         target = task_target(agent, params, norms, trials.task)
-        err = agent.apply(params, z_t, target[:, None], method=lambda a, z, y: a.dec_task.squared_error(z, y))
+        err = agent.decoder(params, Decoders.task_error, z_t, target[:, None])
         # Mean over the target's dimensions (25 for g(c), ~198k for a base network), as the reference.
         task_loss = jnp.sum(err / target.shape[-1] * mask_t) / summed
     loss = reward_rec + state_rec + task_loss + cfg.kl_weight * kl
-    stats = dict(zip(ELBO_STATS, (loss, kl, reward_rec, state_rec, task_loss)))
+    stats = dict(zip(ELBO_STATS, (loss, kl, reward_rec, state_rec, task_loss), strict=True))
     return loss, stats
 
 
 def _inference_labels(params) -> Any:
-    return {"params": {
-        name: jax.tree.map(lambda _: "train" if name.startswith(("enc_", "gru", "dec_")) else "freeze", sub)
-        for name, sub in params["params"].items()
-    }}
+    return group_labels(params, lambda group: "train" if group.elbo else "freeze")
 
 
 def make_vae_optimizer(cfg: InferenceConfig) -> optax.GradientTransformation:
@@ -209,6 +209,6 @@ def aux_loss(agent: Agent, params, norms: Normalizers, e: Array, task: Array) ->
     """
     d = e - jax.lax.stop_gradient(conditioning.task_embedding(agent, params, norms, task))
     if agent.method.task_target == "base-net":
-        gram = jax.lax.stop_gradient(agent.apply(params, method=Agent.base_net_gram))
+        gram = jax.lax.stop_gradient(agent.base_net_gram(params))
         return jnp.mean(jnp.einsum("...i,ij,...j->...", d, gram, d)) / agent.base_net_size
     return jnp.mean(d**2)

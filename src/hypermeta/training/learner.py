@@ -1,33 +1,36 @@
 """One run's training as pure functions of a `RunState`, so runs can be vmapped.
 
+    learner = Learner(cfg)                          # or Learner(cfg, env=...), collector=...
     state = learner.init(seed, lr)
-    state, stats = learner.train_update(state)      # collect a rollout, PPO update
-    returns = learner.evaluate(state)               # fresh tasks, deterministic
-    state, metrics = learner.train_chunk(state, n)  # n updates then one evaluation
+    state, stats = learner.learn(state, rollout, carry, key)   # the PPO (+ ELBO) update
+    chunk = learner.compile_chunk()                 # chunk(states, n): n updates, one evaluation
 
-`Learner.compile_chunk()` returns `train_chunk` jitted and vmapped over a leading
-run axis: every (seed, lr) pair trains in one compiled program.
+The learner owns the agent, the optimisers and the update; a collector
+(`training.rollout`: JAX environments in the compiled program, `training.host`:
+gymnasium environments stepped in Python) produces the rollouts and evaluations and
+calls `learn`. With a JAX collector every (seed, lr) pair trains in one compiled program,
+and `train_update`, `train_chunk` and `evaluate` are the collector's pure steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+import hypermeta.training.host  # noqa: F401  (registers the host collector for gymnasium environments)
 from hypermeta.config import TrainConfig
-from hypermeta.envs.base import Array
-from hypermeta.envs.host import HostEnvironment
+from hypermeta.envs.base import Array, EnvironmentBase
 from hypermeta.envs.registry import make_env
 from hypermeta.envs.trial import TrialWrapper
 from hypermeta.methods.registry import get_method
-from hypermeta.networks.agent import Agent
-from hypermeta.networks.agent import action_feature_dim, action_features
-from hypermeta.training import inference, ppo
+from hypermeta.networks.agent import PARAM_GROUPS, Agent, action_feature_dim, action_features
+from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.conditioning import Normalizers
-from hypermeta.training.rollout import EnvCarry, Rollout, act, collect, env_step, host_carry, reset_carry
+from hypermeta.training.rollout import EnvCarry, Rollout, encoder_inputs, make_collector
 from hypermeta.training.trial_buffer import TrialBuffer
 
 
@@ -55,16 +58,13 @@ def pretrain_updates(cfg: TrainConfig) -> int:
 
 
 class Learner:
-    """Static pieces of a training configuration (env, agent, optimizer) and the pure steps."""
+    """Static pieces of a training configuration (env, agent, optimizers, collector) and the pure update."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, env: EnvironmentBase | None = None, collector: Any = None):
+        """`env`: the environment to train on (default: the one registered as `cfg.env`);
+        `collector`: how rollouts are collected (default: `make_collector` for `env`'s kind)."""
         self.cfg = cfg
-        env = make_env(cfg.env)
-        self.env = env
-        # Host environments (gymnasium, stepped in Python) are collected by
-        # `hypermeta.training.host.HostTrainer`; the trial wrapper then only describes
-        # the spaces, and `learn` is shared.
-        self.on_host = isinstance(env, HostEnvironment)
+        self.env = env = make_env(cfg.env) if env is None else env
         self.wrapper = TrialWrapper(env, env.episodes_per_trial)
         self.method = get_method(cfg.method)
         self.agent = Agent(
@@ -75,15 +75,13 @@ class Learner:
         self.tx = ppo.make_optimizer(cfg.ppo)
         self.vae_tx = inference.make_vae_optimizer(cfg.inference)
         self.pretrain_updates = pretrain_updates(cfg)
+        self.collector = make_collector(env, self.wrapper, cfg) if collector is None else collector
 
     def init(self, seed: Array, lr: Array) -> RunState:
         """A fresh run. The same seed gives the same network and environments for every lr."""
         init_key, env_key, run_key = jax.random.split(jax.random.PRNGKey(seed), 3)
         num_envs = self.cfg.ppo.num_envs
-        if self.on_host:
-            carry = host_carry(self.wrapper, self.agent, num_envs)
-        else:
-            carry = reset_carry(self.wrapper, self.agent, env_key, num_envs)
+        carry = self.collector.initial_carry(self.agent, env_key, num_envs)
         params = self.init_params(init_key, carry)
         obs_dim, task_dim = self.wrapper.observation_space.shape[0], self.wrapper.task_dim
         variational = self.method.variational
@@ -105,10 +103,9 @@ class Learner:
             update=jnp.zeros((), jnp.int32),
         )
 
-    def init_params(self, key: Array, carry: EnvCarry):
+    def init_params(self, key: Array, carry: EnvCarry) -> dict:
         """Fresh parameters of every network of the agent."""
-        task = carry.trial_state.task
-        return self.agent.init(key, carry.hidden, carry.prev_action, carry.prev_reward, carry.obs, carry.reset, task)
+        return self.agent.init(key, encoder_inputs(carry), carry.trial_state.task)
 
     def pretraining(self, state: RunState) -> Array:
         """Whether the update about to happen belongs to multi-task pre-training."""
@@ -119,8 +116,22 @@ class Learner:
             return state.lr * (1.0 - state.update / max(self.cfg.num_updates, 1))
         return state.lr
 
+    def extra_loss(self) -> Callable | None:
+        """The end-to-end + task inference auxiliary loss PPO adds (None for other methods):
+        `aux_weight` x the distance of the policy's conditioning to the task target."""
+        if not self.method.has_aux_loss:
+            return None
+        weight = self.cfg.inference.aux_weight
+
+        def aux(params, norms: Normalizers, mb: ppo.Minibatch) -> tuple[Array, dict[str, Array]]:
+            e = conditioning.embedding(self.agent, params, norms, mb.latent, mb.task, False)
+            loss = inference.aux_loss(self.agent, params, norms, e, mb.task)
+            return weight * loss, {"task_inference_loss": loss}
+
+        return aux
+
     def learn(self, state: RunState, rollout: Rollout, carry: EnvCarry, key: Array) -> tuple[RunState, dict]:
-        """The PPO update from a collected rollout (shared with host-side collectors)."""
+        """The PPO update from a collected rollout (every collector calls it)."""
         cfg = self.cfg.ppo
         ppo_key, vae_key, reset_key = jax.random.split(key, 3)
         pretraining = self.pretraining(state)
@@ -128,7 +139,7 @@ class Learner:
         params, opt_state, stats = ppo.update(
             self.agent, self.tx, cfg, state.params, state.opt_state, state.norms,
             rollout, scaled, self.current_lr(state), ppo_key, grad_info=self.cfg.grad_info,
-            use_task=pretraining, aux_weight=self.cfg.inference.aux_weight,
+            use_task=pretraining, extra_loss=self.extra_loss(),
         )
         state = state.replace(params=params, opt_state=opt_state)
         if self.method.variational:
@@ -161,83 +172,33 @@ class Learner:
         return state.replace(params=params, vae_opt_state=vae_opt_state, trials=trials), carry, stats
 
     def _reset_policy(self, state: RunState, key: Array) -> RunState:
-        """End of pre-training without "++": a freshly initialised policy, keeping the encoder,
-        the decoders and the task embedding g (and a fresh PPO optimiser state)."""
+        """End of pre-training without "++": fresh parameters for the groups marked so in
+        PARAM_GROUPS (the policy), keeping the others (the encoder, the decoders and the task
+        embedding g), and a fresh PPO optimiser state."""
         fresh = self.init_params(key, state.carry)
-        keep = lambda name: name.startswith(("enc_", "gru", "dec_", "task_embed"))  # noqa: E731
-        params = {"params": {name: sub if keep(name) else fresh["params"][name]
-                             for name, sub in state.params["params"].items()}}
+        params = {name: fresh[name] if PARAM_GROUPS[name].fresh_after_pretraining else sub
+                  for name, sub in state.params.items()}
         return state.replace(params=params, opt_state=self.tx.init(params))
 
+    # --- the collector's steps ---------------------------------------------------------------
+
+    def compile_chunk(self, parallel_runs: int = 0) -> Callable:
+        """`chunk(states, num_updates)`: that many updates of every run (a leading run axis),
+        then one evaluation; metrics are chunk means. From the collector (for JAX environments,
+        one jitted program; `parallel_runs` runs side by side, 0 = all)."""
+        return self.collector.compile_chunk(self, parallel_runs)
+
     def train_update(self, state: RunState) -> tuple[RunState, dict]:
-        """Collect one rollout and update on it."""
-        key, collect_key, update_key = jax.random.split(state.key, 3)
-        carry, rollout = collect(
-            self.wrapper, self.agent, state.params, state.norms, state.carry, collect_key, self.cfg.ppo.num_steps,
-            use_task=self.pretraining(state),
-        )
-        return self.learn(state.replace(key=key), rollout, carry, update_key)
-
-    def evaluate(self, params, norms: Normalizers, key: Array) -> Array:
-        """Mean return of each episode of a trial, (K,), over `eval_trials` fresh tasks.
-
-        Deterministic actions; the hidden state starts at the prior and is never
-        reset inside the trial. The meta-episode return is the sum of this vector.
-        The meta-policy is evaluated even during pre-training (the reference does so
-        too); only the multi-task oracle reads the true task.
-        """
-        n, k = self.cfg.eval_trials, self.wrapper.episodes_per_trial
-        reset_key, run_key = jax.random.split(key)
-        carry = reset_carry(self.wrapper, self.agent, reset_key, n)
-
-        def step(loop, key):
-            carry, active, returns = loop
-            hidden, _, dist, _ = act(self.agent, params, norms, carry)
-            carry, reward, done, info = env_step(self.wrapper, key, carry, hidden, dist.mode())
-            returns = returns + jax.nn.one_hot(info["episode"], k) * (reward * active)[:, None]
-            return (carry, active & ~done, returns), None
-
-        init = (carry, jnp.ones((n,), bool), jnp.zeros((n, k)))
-        (_, _, returns), _ = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
-        return returns.mean(axis=0)
+        """Collect one rollout and update on it (JAX collector)."""
+        return self.collector.train_update(self, state)
 
     def train_chunk(self, state: RunState, num_updates: int | Array) -> tuple[RunState, dict]:
-        """`num_updates` updates, then one evaluation; metrics are chunk means.
+        """`num_updates` updates then one evaluation (JAX collector)."""
+        return self.collector.train_chunk(self, state, num_updates)
 
-        `num_updates` may be a traced integer: one compiled program serves every chunk
-        length, so the shorter last chunk of a run does not compile a second program.
-        """
-        _, stats_shape = jax.eval_shape(self.train_update, state)
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stats_shape)
-
-        def body(_, loop):
-            state, totals = loop
-            state, stats = self.train_update(state)
-            return state, jax.tree.map(jnp.add, totals, stats)
-
-        state, totals = jax.lax.fori_loop(0, num_updates, body, (state, zeros))
-        key, eval_key = jax.random.split(state.key)
-        episode_returns = self.evaluate(state.params, state.norms, eval_key)
-        metrics = jax.tree.map(lambda t: t / jnp.maximum(num_updates, 1), totals)
-        metrics["episode_returns"] = episode_returns
-        metrics["meta_episode_return"] = episode_returns.sum()
-        return state.replace(key=key), metrics
-
-    def compile_chunk(self, parallel_runs: int = 0):
-        """`train_chunk` over a leading run axis, jitted (donating the old state).
-
-        `parallel_runs` runs are vmapped side by side and the groups follow one another
-        (`lax.map`); 0 means all runs side by side. Call it as `chunk(states, num_updates)`;
-        the same number of updates applies to every run.
-        """
-
-        def chunk(states: RunState, num_updates: Array) -> tuple[RunState, dict]:
-            runs = jax.tree.leaves(states)[0].shape[0]
-            if parallel_runs <= 0 or parallel_runs >= runs:
-                return jax.vmap(self.train_chunk, in_axes=(0, None))(states, num_updates)
-            return jax.lax.map(lambda s: self.train_chunk(s, num_updates), states, batch_size=parallel_runs)
-
-        return jax.jit(chunk, donate_argnums=0)
+    def evaluate(self, params, norms: Normalizers, key: Array) -> Array:
+        """Mean return of each episode of a trial, (K,), over `eval_trials` fresh tasks (JAX collector)."""
+        return self.collector.evaluate(self.agent, params, norms, key)["episode_returns"]
 
     def init_runs(self, seeds: list[int], lrs: list[float]) -> RunState:
         """Initial states of all runs stacked on a leading axis.
@@ -246,5 +207,5 @@ class Learner:
         seeds was seen to hang XLA:CPU (jax 0.10.2). Initialisation is cheap.
         """
         init = jax.jit(self.init)
-        states = [init(jnp.asarray(s), jnp.asarray(lr, jnp.float32)) for s, lr in zip(seeds, lrs)]
+        states = [init(jnp.asarray(s), jnp.asarray(lr, jnp.float32)) for s, lr in zip(seeds, lrs, strict=True)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)

@@ -28,108 +28,10 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta.config import TrainConfig
-from hypermeta.envs.registry import ENVIRONMENTS, make_env
-from hypermeta.envs.trial import reports_timeouts
-from hypermeta.errors import UsageError
-from hypermeta.methods.registry import get_method
-from hypermeta.networks.observation import OBS_ENCODERS
 from hypermeta.rundir import RunDir, atomic_write_json, run_key
 from hypermeta.training.inference import ELBO_STATS
-from hypermeta.training.host import HostTrainer
 from hypermeta.training.learner import Learner, pretrain_updates
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Reject impossible settings with a message naming the value and what is allowed."""
-    make_env(cfg.env)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
-    get_method(cfg.method)
-    p = cfg.ppo
-    if cfg.frames <= 0:
-        raise UsageError(f"--frames must be positive, got {cfg.frames}")
-    if cfg.frames < p.frames_per_update:
-        raise UsageError(
-            f"--frames {cfg.frames} is less than one update ({p.num_envs} envs x {p.num_steps} steps = {p.frames_per_update} frames)"
-        )
-    if not cfg.seeds:
-        raise UsageError("--seeds needs at least one seed")
-    if not cfg.lr or any(not (lr > 0 and math.isfinite(lr)) for lr in cfg.lr):
-        raise UsageError(f"--lr values must be positive and finite, got {list(cfg.lr)}")
-    for name in ("num_envs", "num_steps", "epochs", "minibatches"):
-        if getattr(p, name) < 1:
-            raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 1, got {getattr(p, name)}")
-    if not 0 < p.gamma <= 1:
-        raise UsageError(f"--ppo.gamma must be in (0, 1], got {p.gamma}")
-    if not 0 <= p.gae_lambda <= 1:
-        raise UsageError(f"--ppo.gae-lambda must be in [0, 1], got {p.gae_lambda}")
-    for name in ("clip", "adam_eps", "encoder_adam_eps", "max_grad_norm", "reward_clip"):
-        if not getattr(p, name) > 0:
-            raise UsageError(f"--ppo.{name.replace('_', '-')} must be positive, got {getattr(p, name)}")
-    for name in ("value_coef", "entropy_coef"):
-        if not getattr(p, name) >= 0:
-            raise UsageError(f"--ppo.{name.replace('_', '-')} must be >= 0, got {getattr(p, name)}")
-    if p.minibatch not in ("transitions", "envs"):
-        raise UsageError(f"--ppo.minibatch must be 'transitions' or 'envs', got {p.minibatch!r}")
-    if p.minibatch == "envs" and p.num_envs % p.minibatches:
-        raise UsageError(f"--ppo.minibatches {p.minibatches} must divide --ppo.num-envs {p.num_envs} (--ppo.minibatch envs)")
-    if p.minibatches > p.frames_per_update:
-        raise UsageError(f"--ppo.minibatches {p.minibatches} exceeds the {p.frames_per_update} transitions of a rollout")
-    if p.time_limit not in ("terminal", "proper"):
-        raise UsageError(f"--ppo.time-limit must be 'terminal' or 'proper', got {p.time_limit!r}")
-    if p.time_limit == "proper" and not reports_timeouts(make_env(cfg.env)):
-        raise UsageError(f"--ppo.time-limit proper: {cfg.env} does not report time limits; use --ppo.time-limit terminal")
-    if cfg.inference.loss_reduction not in ("reference", "mean"):
-        raise UsageError(f"--inference.loss-reduction must be 'reference' or 'mean', got {cfg.inference.loss_reduction!r}")
-    m = cfg.model
-    for name in ("encoder_state_embed", "encoder_reward_embed", "gru_size", "latent_dim", "policy_state_embed", "policy_latent_embed"):
-        if getattr(m, name) < 1:
-            raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
-    if m.encoder_action_embed < 0:
-        raise UsageError(f"--model.encoder-action-embed must be >= 0, got {m.encoder_action_embed}")
-    if m.obs_encoder not in OBS_ENCODERS:
-        raise UsageError(f"--model.obs-encoder must be one of {', '.join(OBS_ENCODERS)}, got {m.obs_encoder!r}")
-    if m.obs_encoder == "cnn" and make_env(cfg.env).image_shape is None:
-        images = [name for name in ENVIRONMENTS if _image_shape(name) is not None]
-        raise UsageError(
-            f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
-            f"(image environments: {', '.join(images)})"
-        )
-    if not m.policy_hidden or min(m.policy_hidden) < 1:
-        raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
-    if cfg.parallel_runs < 0:
-        raise UsageError(f"--parallel-runs must be >= 0 (0 = auto), got {cfg.parallel_runs}")
-    if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
-        raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
-    _validate_inference(cfg)
-
-
-def _image_shape(env: str) -> tuple[int, int, int] | None:
-    """The image shape of a registered environment (None: vector, or an optional extra is missing)."""
-    try:
-        return make_env(env).image_shape
-    except UsageError:
-        return None
-
-
-def _validate_inference(cfg: TrainConfig) -> None:
-    inf = cfg.inference
-    for name in ("pretrain_updates", "aux_weight", "elbo_subsample", "kl_weight"):
-        if not getattr(inf, name) >= 0:
-            raise UsageError(f"--inference.{name.replace('_', '-')} must be >= 0, got {getattr(inf, name)}")
-    for name in ("updates", "batch_trials"):
-        if getattr(inf, name) < 1:
-            raise UsageError(f"--inference.{name.replace('_', '-')} must be >= 1, got {getattr(inf, name)}")
-    if not (inf.lr > 0 and math.isfinite(inf.lr)):
-        raise UsageError(f"--inference.lr must be positive and finite, got {inf.lr}")
-    if inf.resample_decodes and inf.elbo_subsample == 0:
-        raise UsageError("--inference.resample-decodes needs --inference.elbo-subsample > 0 (it replaces the "
-                         "sub-sampled decodes; without sub-sampling every step is decoded)")
-    if inf.buffer_trials < cfg.ppo.num_envs:
-        raise UsageError(f"--inference.buffer-trials {inf.buffer_trials} must be >= --ppo.num-envs {cfg.ppo.num_envs}")
-    for name in ("reward_decoder", "state_decoder", "task_decoder"):
-        widths = getattr(inf, name)
-        if not widths or min(widths) < 1:
-            raise UsageError(f"--inference.{name.replace('_', '-')} needs one or more positive widths, got {list(widths)}")
-
+from hypermeta.validate import validate
 
 GRAD_INFO = ("latent_grad_norm", "state_grad_norm", "latent_norm", "state_norm")
 
@@ -270,12 +172,47 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
         run.truncate_metrics(start)
         run.truncate_diverged(start)
 
-    with contextlib.ExitStack() as envs:
-        if learner.on_host:  # gymnasium envs stepped in Python; closed when training ends
-            chunk = envs.enter_context(contextlib.closing(HostTrainer(learner, len(cfg.runs), cfg.vector_env))).chunk
-        else:
-            chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
+    # The collector's resources (host environments) are released when training ends.
+    with contextlib.closing(learner.collector):
+        chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
         return _train_loop(cfg, out, run, states, chunk, start, t_start=time.time(), show_progress=show_progress)
+
+
+def _mark_diverged(cfg: TrainConfig, run: RunDir, diverged: dict[int, dict], metrics: dict, states,
+                   update: int) -> list[str]:
+    """Mark the runs seen non-finite for the first time in this chunk (in `diverged` and
+    diverged.json); the terminal lines that report them."""
+    found = non_finite(metrics, np.asarray(params_finite(states.params)))
+    new = {i: {"update": update, "non_finite": names} for i, names in enumerate(found) if names and i not in diverged}
+    if new:
+        diverged.update(new)
+        run.write_diverged({run_key(*cfg.runs[i]): record for i, record in diverged.items()})
+    return [divergence_line(*cfg.runs[i], record) for i, record in sorted(new.items())]
+
+
+def _finish(cfg: TrainConfig, run: RunDir, update: int, diverged: dict[int, dict], t_start: float,
+            compile_seconds: float, say) -> None:
+    """A finished run directory: curve.png, summary.json, and a line on diverged runs."""
+    from hypermeta.analysis.plot import plot_run
+
+    plot_run(run, cfg)
+    keys = [run_key(seed, lr) for seed, lr in cfg.runs]
+    rows = {run_key(int(r["seed"]), float(r["lr"])): r for r in run.read_metrics() if int(r["update"]) == update}
+    marked = {keys[i]: record for i, record in diverged.items()}
+    atomic_write_json(run.summary_path, {
+        "updates": update, "frames_per_run": update * cfg.ppo.frames_per_update,
+        "wall_seconds": time.time() - t_start, "compile_seconds": compile_seconds,
+        # A diverged run's return is not a learning result: null, and its record under "diverged".
+        "final_meta_episode_return": {k: None if k in marked else float(rows[k]["meta_episode_return"])
+                                      for k in keys if k in rows},
+        "diverged": marked,
+    })
+    run.close()
+    if diverged:
+        listed = ", ".join(f"seed {cfg.runs[i][0]} lr {cfg.runs[i][1]:g} at update {r['update']}"
+                           for i, r in sorted(diverged.items()))
+        say(f"{len(diverged)} of {len(cfg.runs)} runs diverged ({listed}); their returns are not "
+            "a learning result (diverged.json, summary.json, the diverged column of metrics.csv)")
 
 
 def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: int, t_start: float,
@@ -324,14 +261,8 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
                 else:
                     progress.update(bar, fps=f"{fps:,.0f}")
                 # Checked before the next chunk call donates `states`.
-                found = non_finite(metrics, np.asarray(params_finite(states.params)))
-                new = {i: {"update": update, "non_finite": names} for i, names in enumerate(found)
-                       if names and i not in diverged}
-                if new:
-                    diverged.update(new)
-                    run.write_diverged({keys[i]: record for i, record in diverged.items()})
-                    for i, record in sorted(new.items()):
-                        say(progress.console, divergence_line(*cfg.runs[i], record))
+                for line in _mark_diverged(cfg, run, diverged, metrics, states, update):
+                    say(progress.console, line)
                 rows = _rows(cfg, metrics, update, fps, diverged)
                 run.append_metrics(rows)
                 healthy = [r["meta_episode_return"] for r in rows if not r["diverged"]]
@@ -348,25 +279,7 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
             where = f"stopped at update {last_ckpt}/{total} (checkpoint saved)"
             raise Stopped(f"{where}; continue with: hypermeta train --resume {out}", where) from None
 
-    from hypermeta.analysis.plot import plot_run
-
-    plot_run(run, cfg)
-    rows = {run_key(int(r["seed"]), float(r["lr"])): r for r in run.read_metrics() if int(r["update"]) == update}
-    marked = {keys[i]: record for i, record in diverged.items()}
-    atomic_write_json(run.summary_path, {
-        "updates": update, "frames_per_run": update * cfg.ppo.frames_per_update,
-        "wall_seconds": time.time() - t_start, "compile_seconds": compile_seconds,
-        # A diverged run's return is not a learning result: null, and its record under "diverged".
-        "final_meta_episode_return": {k: None if k in marked else float(rows[k]["meta_episode_return"])
-                                      for k in keys if k in rows},
-        "diverged": marked,
-    })
-    run.close()
-    if diverged:
-        listed = ", ".join(f"seed {cfg.runs[i][0]} lr {cfg.runs[i][1]:g} at update {r['update']}"
-                           for i, r in sorted(diverged.items()))
-        say(progress.console, f"{len(diverged)} of {len(cfg.runs)} runs diverged ({listed}); their returns are not "
-                              "a learning result (diverged.json, summary.json, the diverged column of metrics.csv)")
+    _finish(cfg, run, update, diverged, t_start, compile_seconds, lambda line: say(progress.console, line))
     if stopped:
         where = f"stopped; the run in {out} had just finished (summary.json written)"
         raise Stopped(where, where)

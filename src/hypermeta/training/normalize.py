@@ -15,11 +15,11 @@ class RunningMeanStd:
     count: Array
 
     @staticmethod
-    def create(shape: tuple[int, ...] = ()) -> "RunningMeanStd":
+    def create(shape: tuple[int, ...] = ()) -> RunningMeanStd:
         # The reference starts from mean 0, var 1 and a tiny count.
         return RunningMeanStd(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(1e-4, jnp.float32))
 
-    def update(self, batch: Array) -> "RunningMeanStd":
+    def update(self, batch: Array) -> RunningMeanStd:
         """Fold in a batch whose leading axes are samples (all but the trailing `mean.ndim` axes)."""
         axes = tuple(range(batch.ndim - self.mean.ndim))
         batch_mean = jnp.mean(batch, axis=axes)

@@ -14,6 +14,7 @@ minibatch replays whole sequences of E / minibatches environments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -23,8 +24,8 @@ from flax import struct
 
 from hypermeta.config import PPOConfig
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.networks.agent import Agent
-from hypermeta.training import conditioning, inference
+from hypermeta.networks.agent import Agent, group_labels
+from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.normalize import RunningMeanStd
 from hypermeta.training.rollout import Rollout
@@ -38,10 +39,10 @@ class RewardScaler:
     rms: RunningMeanStd
 
     @staticmethod
-    def create(num_envs: int) -> "RewardScaler":
+    def create(num_envs: int) -> RewardScaler:
         return RewardScaler(jnp.zeros((num_envs,)), RunningMeanStd.create())
 
-    def scale(self, rewards: Array, dones: Array, gamma: float, clip: float) -> tuple["RewardScaler", Array]:
+    def scale(self, rewards: Array, dones: Array, gamma: float, clip: float) -> tuple[RewardScaler, Array]:
         """Update with a (T, E) rollout and return its scaled, clipped rewards."""
 
         def step(ret, inputs):
@@ -85,15 +86,7 @@ def gae(rewards: Array, values: Array, dones: Array, last_value: Array, gamma: f
 
 def replay_latents(agent: Agent, params, rollout: Rollout) -> Array:
     """Re-run the encoder over stored (T, B) sequences from their initial hidden state."""
-
-    def step(h, inputs):
-        prev_action, prev_reward, obs, reset = inputs
-        h, latent = agent.apply(params, h, prev_action, prev_reward, obs, reset, method=Agent.encode)
-        return h, latent
-
-    _, latents = jax.lax.scan(
-        step, rollout.init_hidden, (rollout.prev_action, rollout.prev_reward, rollout.obs, rollout.reset)
-    )
+    _, latents = agent.encode_sequence(params, rollout.init_hidden, rollout.encoder_inputs())
     return latents
 
 
@@ -113,6 +106,11 @@ class Minibatch:
     value: Array
     advantage: Array
     target: Array
+
+
+ExtraLoss = Callable[[Any, Normalizers, Minibatch], tuple[Array, dict[str, Array]]]
+"""(params, norms, minibatch) -> (a term added to the PPO loss, its statistics): how a method
+adds its own objective (the end-to-end + task inference auxiliary loss) to PPO's."""
 
 
 def policy_latents(agent: Agent, params, rollout: Rollout) -> Array:
@@ -137,13 +135,13 @@ def gather(rollout: Rollout, latents: Array, advantages: Array, targets: Array, 
 
 def ppo_loss(
     params, agent: Agent, norms: Normalizers, rollout: Rollout, idx: Array, advantages: Array, targets: Array,
-    cfg: PPOConfig, use_task: Array | bool = False, aux_weight: float = 0.0,
+    cfg: PPOConfig, use_task: Array | bool = False, extra_loss: ExtraLoss | None = None,
 ) -> tuple[Array, tuple[dict[str, Array], Minibatch]]:
     """Clipped surrogate + clipped Huber value loss - entropy bonus, for the transitions `idx`
     of `rollout` (the encoder is replayed over all of `rollout` first, see `policy_latents`).
 
     `use_task`: the rollout was collected conditioned on the true task (pre-training).
-    Methods with an auxiliary task-inference loss add `aux_weight` times it.
+    `extra_loss`, if given, adds a method's own term (see `ExtraLoss`).
     """
     mb = gather(rollout, policy_latents(agent, params, rollout), advantages, targets, idx)
     dist, value = conditioning.policy(agent, params, norms, mb.obs, mb.latent, mb.task, use_task)
@@ -157,10 +155,9 @@ def ppo_loss(
     entropy = jnp.mean(dist.entropy())
     loss = cfg.value_coef * value_loss + policy_loss - cfg.entropy_coef * entropy
     extra = {}
-    if agent.method.has_aux_loss:
-        e = conditioning.embedding(agent, params, norms, mb.latent, mb.task, False)
-        extra["task_inference_loss"] = inference.aux_loss(agent, params, norms, e, mb.task)
-        loss = loss + aux_weight * extra["task_inference_loss"]
+    if extra_loss is not None:
+        term, extra = extra_loss(params, norms, mb)
+        loss = loss + term
     stats = {**extra,
         "policy_loss": policy_loss,
         "value_loss": value_loss,
@@ -206,17 +203,14 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     optimizer structure and can be vmapped. Decoders are the ELBO's alone.
     """
 
-    def group(name: str) -> str:
-        return "decoder" if name.startswith("dec_") else "encoder" if name.startswith(("enc_", "gru")) else "policy"
-
     def labels(params):
-        return {"params": {name: jax.tree.map(lambda _: group(name), sub) for name, sub in params["params"].items()}}
+        return group_labels(params, lambda group: group.ppo)
 
     clip = optax.clip_by_global_norm(cfg.max_grad_norm)
     return optax.multi_transform({
         "encoder": optax.chain(clip, optax.scale_by_adam(eps=cfg.encoder_adam_eps)),
         "policy": optax.chain(clip, optax.scale_by_adam(eps=cfg.adam_eps)),
-        "decoder": optax.set_to_zero(),
+        "none": optax.set_to_zero(),
     }, labels)
 
 
@@ -237,7 +231,7 @@ def minibatch_indices(key: PRNGKey, num_steps: int, num_envs: int, minibatches: 
 def _take_envs(rollout: Rollout, envs: Array) -> Rollout:
     """The sub-rollout of environments `envs` (axis 1 of time-major arrays, axis 0 of the rest)."""
     sub = jax.tree.map(lambda x: x[:, envs], rollout.replace(init_hidden=None, last_value=None))
-    return sub.replace(init_hidden=rollout.init_hidden[envs], last_value=rollout.last_value[envs])
+    return sub.replace(init_hidden=jax.tree.map(lambda h: h[envs], rollout.init_hidden), last_value=rollout.last_value[envs])
 
 
 def update(
@@ -253,7 +247,7 @@ def update(
     key: PRNGKey,
     grad_info: bool = False,
     use_task: Array | bool = False,
-    aux_weight: float = 0.0,
+    extra_loss: ExtraLoss | None = None,
 ) -> tuple[Any, Any, dict[str, Array]]:
     """`cfg.epochs` passes over the rollout in `cfg.minibatches` minibatches (`cfg.minibatch`).
 
@@ -277,7 +271,7 @@ def update(
             idx = jnp.arange(idx.shape[0])
         else:
             data, adv, tgt = rollout, advantages, targets
-        (_, (stats, mb)), grads = grad_fn(params, agent, norms, data, idx, adv, tgt, cfg, use_task, aux_weight)
+        (_, (stats, mb)), grads = grad_fn(params, agent, norms, data, idx, adv, tgt, cfg, use_task, extra_loss)
         if grad_info:
             stats = {**stats, **latent_grad_info(agent, params, norms, mb, use_task)}
         direction, opt_state = tx.update(grads, opt_state, params)

@@ -1,25 +1,42 @@
-"""Collecting experience: the agent acting in a batch of trial-wrapped environments.
+"""Collecting experience: the collector contract, its shared rules, and the JAX collector.
 
-`collect` is a `lax.scan` over `num_steps` steps that returns a `Rollout` (what the
-PPO update needs) and the `EnvCarry` that the next rollout continues from. The
-hidden state is carried across rollouts and reset only at trial boundaries:
-`EnvCarry.reset` marks an observation that starts a new trial, and the encoder
-zeroes its hidden state when it sees that flag, both while acting and when the
-update replays the stored sequence from `Rollout.init_hidden`.
+A collector turns a run's state into rollouts and evaluations; the learner
+(`training.learner`) receives one and never asks what kind of environment it has:
 
-A host-side collector (environments stepped in Python) only has to produce the
-same `Rollout` structure to reuse `hypermeta.training.ppo` unchanged.
+    carry = collector.initial_carry(agent, key, num_envs)    # for Learner.init
+    chunk = collector.compile_chunk(learner, parallel_runs)   # chunk(states, n) -> (states, metrics)
+    collector.close()
+
+`JaxCollector` (here) steps pure JAX environments inside one compiled program;
+`training.host.HostCollector` steps gymnasium environments in Python. Both use the
+rules below, each written once: the carry at a trial start and after a step
+(`first_carry`, `next_carry`), the encoder's view of a carry (`encoder_inputs`), the
+policy step (`act`), the per-step record (`step_record`), the keys of an update and of
+an evaluation (`update_keys`, `eval_keys`), the returns of an evaluation (`add_returns`)
+and the chunk means (`chunk_means`). `make_collector` picks a collector by the
+environment's type; a new kind of environment registers its own.
+
+The hidden state is carried across rollouts and reset only at trial boundaries:
+`EnvCarry.reset` marks an observation that starts a new trial, and the encoder resets
+its carry when it sees that flag, both while acting and when the update replays the
+stored sequence from `Rollout.init_hidden`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import singledispatch
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hypermeta.config import TrainConfig
 from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_feature_dim, action_features
+from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
 
@@ -33,7 +50,7 @@ class EnvCarry:
     prev_action: Array  # (E, action_features): zeros at a trial start
     prev_reward: Array  # (E,): zeros at a trial start
     reset: Array  # (E,) bool: `obs` is the first observation of a trial
-    hidden: Array  # (E, H): encoder state *before* processing `obs`
+    hidden: Any  # (E, H): the encoder's carry *before* processing `obs`
 
 
 @struct.dataclass
@@ -56,36 +73,40 @@ class Rollout:
     next_obs: Array  # (T, E, obs_dim) the MDP's observation after the step, before any reset, with the episode's done bit
     cell: Array  # (T, E) int32 the agent's cell after the step (0 where the env has no cells)
     cell_hit: Array  # (T, E) bool the step earned the goal reward of its cell
-    init_hidden: Array  # (E, H) encoder state before step 0
+    init_hidden: Any  # (E, H) encoder carry before step 0
     last_value: Array  # (E,) value of the observation after the last step (bootstrap)
 
+    def encoder_inputs(self) -> EncoderInputs:
+        """The (T, E) encoder inputs, to replay the encoder from `init_hidden`."""
+        return EncoderInputs(self.prev_action, self.prev_reward, self.obs, self.reset)
 
-def reset_carry(wrapper: TrialWrapper, agent: Agent, key: PRNGKey, num_envs: int) -> EnvCarry:
-    """Fresh trials in `num_envs` environments."""
-    obs, trial_state = jax.vmap(wrapper.reset)(jax.random.split(key, num_envs))
+
+# --- the rules every collector shares ------------------------------------------------------
+
+
+def first_carry(agent: Agent, trial_state: TrialState, obs: Array) -> EnvCarry:
+    """Environments that all start a trial: no previous action or reward, a fresh encoder carry."""
+    batch = obs.shape[:-1]
     return EnvCarry(
-        trial_state=trial_state,
-        obs=obs,
-        prev_action=jnp.zeros((num_envs, action_feature_dim(wrapper.action_space))),
-        prev_reward=jnp.zeros((num_envs,)),
-        reset=jnp.ones((num_envs,), bool),
-        hidden=agent.initial_hidden((num_envs,)),
+        trial_state=trial_state, obs=obs,
+        prev_action=jnp.zeros((*batch, action_feature_dim(agent.action_space))),
+        prev_reward=jnp.zeros(batch), reset=jnp.ones(batch, bool), hidden=agent.initial_carry(batch),
     )
 
 
-def host_carry(wrapper: TrialWrapper, agent: Agent, num_envs: int) -> EnvCarry:
-    """The carry of environments stepped in Python: no MDP state (it lives in the host env),
-    zeros elsewhere, every env at a trial start. The host collector fills in the first
-    observations and tasks when it (re)starts its environments."""
+def next_carry(trial_state: TrialState, obs: Array, a_feat: Array, reward: Array, done: Array, hidden: Any) -> EnvCarry:
+    """The carry after a step: the encoder's previous action and reward are zeros where a
+    trial has just ended (`done`), and the next observation is marked as a trial start."""
     return EnvCarry(
-        trial_state=TrialState(env_state=jnp.zeros((num_envs,)), task=jnp.zeros((num_envs, wrapper.task_dim)),
-                               episode=jnp.zeros((num_envs,), jnp.int32)),
-        obs=jnp.zeros((num_envs, wrapper.observation_space.shape[0])),
-        prev_action=jnp.zeros((num_envs, action_feature_dim(wrapper.action_space))),
-        prev_reward=jnp.zeros((num_envs,)),
-        reset=jnp.ones((num_envs,), bool),
-        hidden=agent.initial_hidden((num_envs,)),
+        trial_state=trial_state, obs=obs,
+        prev_action=jnp.where(done[..., None], 0.0, a_feat),
+        prev_reward=jnp.where(done, 0.0, reward),
+        reset=done, hidden=hidden,
     )
+
+
+def encoder_inputs(carry: EnvCarry) -> EncoderInputs:
+    return EncoderInputs(carry.prev_action, carry.prev_reward, carry.obs, carry.reset)
 
 
 def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Array | bool = False):
@@ -93,68 +114,158 @@ def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Arr
 
     `use_task`: condition on the true task (multi-task pre-training) instead of the latent.
     """
-    hidden, latent = agent.apply(
-        params, carry.hidden, carry.prev_action, carry.prev_reward, carry.obs, carry.reset, method=Agent.encode
-    )
+    hidden, latent = agent.encode(params, carry.hidden, encoder_inputs(carry))
     dist, value = conditioning.policy(agent, params, norms, carry.obs, latent, carry.trial_state.task, use_task)
     return hidden, latent, dist, value
 
 
-def env_step(wrapper: TrialWrapper, key: PRNGKey, carry: EnvCarry, hidden: Array, action: Array):
-    """Step every environment and build the next carry; returns (carry, reward, done, info)."""
-    num_envs = carry.obs.shape[0]
-    obs, trial_state, reward, done, info = jax.vmap(wrapper.step)(
-        jax.random.split(key, num_envs), carry.trial_state, action
+def step_record(carry: EnvCarry, action: Array, log_prob: Array, value: Array, latent: Array, reward: Array,
+                done: Array, info: dict) -> dict[str, Array]:
+    """One step of a `Rollout` (every field but `init_hidden` and `last_value`)."""
+    return dict(
+        obs=carry.obs, prev_action=carry.prev_action, prev_reward=carry.prev_reward, reset=carry.reset,
+        action=action, log_prob=log_prob, value=value, reward=reward, done=done, timeout=info["timeout"],
+        task=info["task"], episode=info["episode"], latent=latent, next_obs=info["next_obs"],
+        cell=info.get("cell", jnp.zeros_like(info["episode"])),
+        cell_hit=info.get("cell_hit", jnp.zeros_like(done)),
     )
-    a_feat = action_features(wrapper.action_space, action)
-    next_carry = EnvCarry(
-        trial_state=trial_state,
-        obs=obs,
-        prev_action=jnp.where(done[:, None], 0.0, a_feat),
-        prev_reward=jnp.where(done, 0.0, reward),
-        reset=done,
-        hidden=hidden,
-    )
-    return next_carry, reward, done, info
 
 
-def collect(
-    wrapper: TrialWrapper,
-    agent: Agent,
-    params,
-    norms: Normalizers,
-    carry: EnvCarry,
-    key: PRNGKey,
-    num_steps: int,
-    use_task: Array | bool = False,
-) -> tuple[EnvCarry, Rollout]:
-    """Act for `num_steps` steps with sampled actions."""
+def update_keys(key: PRNGKey, num_steps: int) -> tuple[PRNGKey, Array, PRNGKey]:
+    """(the run's next key, one key per collected step, the update's key)."""
+    key, collect_key, update_key = jax.random.split(key, 3)
+    return key, jax.random.split(collect_key, num_steps), update_key
 
-    def step(carry: EnvCarry, key: PRNGKey):
-        act_key, env_key = jax.random.split(key)
-        hidden, latent, dist, value = act(agent, params, norms, carry, use_task)
-        action = dist.sample(act_key)
-        next_carry, reward, done, info = env_step(wrapper, env_key, carry, hidden, action)
-        record = dict(
-            obs=carry.obs,
-            prev_action=carry.prev_action,
-            prev_reward=carry.prev_reward,
-            reset=carry.reset,
-            action=action,
-            log_prob=dist.log_prob(action),
-            value=value,
-            reward=reward,
-            done=done,
-            timeout=info["timeout"],
-            task=info["task"],
-            episode=info["episode"],
-            latent=latent,
-            next_obs=info["next_obs"],
-            cell=info.get("cell", jnp.zeros_like(info["episode"])),
-            cell_hit=info.get("cell_hit", jnp.zeros_like(done)),
-        )
-        return next_carry, record
 
-    final, records = jax.lax.scan(step, carry, jax.random.split(key, num_steps))
-    _, _, _, last_value = act(agent, params, norms, final, use_task)
-    return final, Rollout(**records, init_hidden=carry.hidden, last_value=last_value)
+def eval_keys(key: PRNGKey) -> tuple[PRNGKey, PRNGKey]:
+    """(the run's next key, the evaluation's key) after a chunk's updates."""
+    key, eval_key = jax.random.split(key)
+    return key, eval_key
+
+
+def add_returns(returns: Array, active: Array, episode: Array, reward: Array, done: Array, xp=jnp):
+    """Evaluation: add each active trial's reward to its episode's return (returns (n, K));
+    a trial stops counting after its last step. `xp`: jnp, or numpy on the host."""
+    k = returns.shape[-1]
+    returns = returns + (xp.arange(k) == episode[:, None]) * (reward * active)[:, None]
+    return returns, active & ~done
+
+
+def chunk_means(totals: dict, num_updates: Array | int) -> dict:
+    """The chunk's metrics: every training statistic averaged over its updates."""
+    return jax.tree.map(lambda t: t / jnp.maximum(num_updates, 1), totals)
+
+
+# --- the JAX collector ---------------------------------------------------------------------
+
+
+@singledispatch
+def make_collector(env: Any, wrapper: TrialWrapper, cfg: TrainConfig):
+    """The collector of an environment: `JaxCollector` for pure JAX environments; other kinds
+    register theirs (`training.host` for gymnasium environments)."""
+    return JaxCollector(wrapper, cfg)
+
+
+class JaxCollector:
+    """Pure JAX environments: rollouts are `lax.scan`s and a chunk of updates is one program."""
+
+    def __init__(self, wrapper: TrialWrapper, cfg: TrainConfig):
+        self.wrapper, self.cfg = wrapper, cfg
+
+    def initial_carry(self, agent: Agent, key: PRNGKey, num_envs: int) -> EnvCarry:
+        """Fresh trials in `num_envs` environments."""
+        obs, trial_state = jax.vmap(self.wrapper.reset)(jax.random.split(key, num_envs))
+        return first_carry(agent, trial_state, obs)
+
+    def env_step(self, key: PRNGKey, carry: EnvCarry, hidden: Any, action: Array):
+        """Step every environment and build the next carry; returns (carry, reward, done, info)."""
+        num_envs = carry.obs.shape[0]
+        obs, trial_state, reward, done, info = jax.vmap(self.wrapper.step)(
+            jax.random.split(key, num_envs), carry.trial_state, action)
+        a_feat = action_features(self.wrapper.action_space, action)
+        return next_carry(trial_state, obs, a_feat, reward, done, hidden), reward, done, info
+
+    def collect(self, agent: Agent, params, norms: Normalizers, carry: EnvCarry, step_keys: Array,
+                use_task: Array | bool = False) -> tuple[EnvCarry, Rollout]:
+        """Act once per key of `step_keys` with sampled actions."""
+
+        def step(carry: EnvCarry, key: PRNGKey):
+            act_key, env_key = jax.random.split(key)
+            hidden, latent, dist, value = act(agent, params, norms, carry, use_task)
+            action = dist.sample(act_key)
+            following, reward, done, info = self.env_step(env_key, carry, hidden, action)
+            return following, step_record(carry, action, dist.log_prob(action), value, latent, reward, done, info)
+
+        final, records = jax.lax.scan(step, carry, step_keys)
+        _, _, _, last_value = act(agent, params, norms, final, use_task)
+        return final, Rollout(**records, init_hidden=carry.hidden, last_value=last_value)
+
+    def evaluate(self, agent: Agent, params, norms: Normalizers, key: PRNGKey) -> dict[str, Array]:
+        """Mean return of each episode of a trial, (K,), over `eval_trials` fresh tasks.
+
+        Deterministic actions; the hidden state starts at the prior and is never
+        reset inside the trial. The meta-episode return is the sum of this vector.
+        The meta-policy is evaluated even during pre-training (the reference does so
+        too); only the multi-task oracle reads the true task.
+        """
+        n, k = self.cfg.eval_trials, self.wrapper.episodes_per_trial
+        reset_key, run_key = jax.random.split(key)
+        carry = self.initial_carry(agent, reset_key, n)
+
+        def step(loop, key):
+            carry, active, returns = loop
+            hidden, _, dist, _ = act(agent, params, norms, carry)
+            carry, reward, done, info = self.env_step(key, carry, hidden, dist.mode())
+            returns, active = add_returns(returns, active, info["episode"], reward, done)
+            return (carry, active, returns), None
+
+        init = (carry, jnp.ones((n,), bool), jnp.zeros((n, k)))
+        (_, _, returns), _ = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
+        episode_returns = returns.mean(axis=0)
+        return {"episode_returns": episode_returns, "meta_episode_return": episode_returns.sum()}
+
+    def train_update(self, learner, state):
+        """Collect one rollout and update on it."""
+        key, step_keys, update_key = update_keys(state.key, self.cfg.ppo.num_steps)
+        carry, rollout = self.collect(learner.agent, state.params, state.norms, state.carry, step_keys,
+                                      use_task=learner.pretraining(state))
+        return learner.learn(state.replace(key=key), rollout, carry, update_key)
+
+    def train_chunk(self, learner, state, num_updates: int | Array):
+        """`num_updates` updates, then one evaluation; metrics are chunk means.
+
+        `num_updates` may be a traced integer: one compiled program serves every chunk
+        length, so the shorter last chunk of a run does not compile a second program.
+        """
+        _, stats_shape = jax.eval_shape(lambda s: self.train_update(learner, s), state)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stats_shape)
+
+        def body(_, loop):
+            state, totals = loop
+            state, stats = self.train_update(learner, state)
+            return state, jax.tree.map(jnp.add, totals, stats)
+
+        state, totals = jax.lax.fori_loop(0, num_updates, body, (state, zeros))
+        key, eval_key = eval_keys(state.key)
+        metrics = {**chunk_means(totals, num_updates), **self.evaluate(learner.agent, state.params, state.norms, eval_key)}
+        return state.replace(key=key), metrics
+
+    def compile_chunk(self, learner, parallel_runs: int = 0) -> Callable:
+        """`train_chunk` over a leading run axis, jitted (donating the old state).
+
+        `parallel_runs` runs are vmapped side by side and the groups follow one another
+        (`lax.map`); 0 means all runs side by side. Call it as `chunk(states, num_updates)`;
+        the same number of updates applies to every run.
+        """
+
+        def chunk(states, num_updates: Array):
+            runs = jax.tree.leaves(states)[0].shape[0]
+            one = lambda s: self.train_chunk(learner, s, num_updates)  # noqa: E731
+            if parallel_runs <= 0 or parallel_runs >= runs:
+                return jax.vmap(one)(states)
+            return jax.lax.map(one, states, batch_size=parallel_runs)
+
+        return jax.jit(chunk, donate_argnums=0)
+
+    def close(self) -> None:
+        """Nothing to release: the environments are pure functions."""

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.networks.encoder import EncoderInputs
 
 
 @struct.dataclass
@@ -30,7 +31,7 @@ class Trials:
     length: Array  # (N,) int32 valid steps
 
     @staticmethod
-    def zeros(n: int, length: int, obs_dim: int, action_dim: int, next_obs_dim: int, task_dim: int) -> "Trials":
+    def zeros(n: int, length: int, obs_dim: int, action_dim: int, next_obs_dim: int, task_dim: int) -> Trials:
         return Trials(
             obs=jnp.zeros((n, length, obs_dim)), action=jnp.zeros((n, length, action_dim)),
             reward=jnp.zeros((n, length)), next_obs=jnp.zeros((n, length, next_obs_dim)),
@@ -42,12 +43,12 @@ class Trials:
         """(N, L) bool: the step is part of the trial."""
         return jnp.arange(self.reward.shape[1])[None, :] < self.length[:, None]
 
-    def encoder_inputs(self) -> tuple[Array, Array, Array, Array]:
-        """Time-major (prev_action, prev_reward, obs, reset), as the encoder reads them."""
+    def encoder_inputs(self) -> EncoderInputs:
+        """Time-major (L, N) inputs as the encoder reads them; each trial starts at step 0."""
         prev_action = jnp.concatenate([jnp.zeros_like(self.action[:, :1]), self.action[:, :-1]], axis=1)
         prev_reward = jnp.concatenate([jnp.zeros_like(self.reward[:, :1]), self.reward[:, :-1]], axis=1)
         reset = jnp.broadcast_to(jnp.arange(self.reward.shape[1])[None, :] == 0, self.reward.shape)
-        return tuple(jnp.swapaxes(x, 0, 1) for x in (prev_action, prev_reward, self.obs, reset))
+        return EncoderInputs(*(jnp.swapaxes(x, 0, 1) for x in (prev_action, prev_reward, self.obs, reset)))
 
 
 @struct.dataclass
@@ -59,7 +60,7 @@ class TrialBuffer:
 
     @staticmethod
     def create(capacity: int, num_envs: int, length: int, obs_dim: int, action_dim: int, next_obs_dim: int,
-               task_dim: int) -> "TrialBuffer":
+               task_dim: int) -> TrialBuffer:
         if capacity < num_envs:
             raise ValueError(f"the trial buffer ({capacity}) must hold at least one trial per env ({num_envs})")
         dims = (length, obs_dim, action_dim, next_obs_dim, task_dim)
@@ -71,7 +72,7 @@ class TrialBuffer:
         return self.trials.length.shape[0]
 
     def add(self, obs: Array, action: Array, reward: Array, next_obs: Array, cell: Array, cell_hit: Array,
-            task: Array, done: Array, store: Array | bool = True) -> "TrialBuffer":
+            task: Array, done: Array, store: Array | bool = True) -> TrialBuffer:
         """Append (T, E) steps; trials that end (`done`) go into the ring when `store`."""
         num_envs = reward.shape[1]
         envs = jnp.arange(num_envs)

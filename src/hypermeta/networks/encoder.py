@@ -1,0 +1,73 @@
+"""The trajectory encoder: (a_{t-1}, r_{t-1}, s_t) -> embeddings -> sequence model -> latent.
+
+    x_t = [ReLU(E_a a_{t-1}), ReLU(E_r r_{t-1}), ReLU(E_s s_t)]   (a_{-1}, r_{-1} = 0)
+    h_t = GRU(x_t, h_{t-1}),  h_{-1} = initial carry at every trial start
+    z_t = Linear(h_t)                                              2 * latent_dim features
+
+Every parameter here belongs to the agent's "encoder" group (`networks.agent.PARAM_GROUPS`):
+a layer added to this module is trained, clipped and kept like the rest of the encoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax import struct
+
+from hypermeta.config import ModelConfig
+from hypermeta.envs.base import Array
+from hypermeta.networks.init import torch_linear
+from hypermeta.networks.observation import observation_embed
+from hypermeta.networks.sequence import GRU
+
+
+@struct.dataclass
+class EncoderInputs:
+    """What the encoder reads at each step (any leading axes, time-major for sequences)."""
+
+    prev_action: Array  # (..., action_features): zeros at a trial start
+    prev_reward: Array  # (...,): zeros at a trial start
+    obs: Array  # (..., obs_dim)
+    reset: Array  # (...,) bool: `obs` starts a new trial (the carry is reset first)
+
+
+class TrajectoryEncoder(nn.Module):
+    """Input embeddings, the sequence model and the latent head."""
+
+    model: ModelConfig
+    action_dim: int
+    obs_dim: int
+    image_shape: tuple[int, int, int] | None = None
+
+    def setup(self) -> None:
+        m = self.model
+        if m.encoder_action_embed > 0:
+            self.enc_action = torch_linear(m.encoder_action_embed, self.action_dim, "enc_action")
+        self.enc_reward = torch_linear(m.encoder_reward_embed, 1, "enc_reward")
+        self.enc_state = observation_embed(m.encoder_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "enc_state")
+        self.gru = GRU(m.gru_size, name="gru")
+        self.enc_head = torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
+
+    def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:
+        """The carry at a trial start (needs no parameters: callable on the unbound module)."""
+        return GRU(self.model.gru_size, parent=None).initial_carry(batch_shape)
+
+    def embed(self, inputs: EncoderInputs) -> Array:
+        parts = []
+        if self.model.encoder_action_embed > 0:
+            parts.append(nn.relu(self.enc_action(inputs.prev_action)))
+        parts.append(nn.relu(self.enc_reward(inputs.prev_reward[..., None])))
+        parts.append(nn.relu(self.enc_state(inputs.obs)))
+        return jnp.concatenate(parts, axis=-1)
+
+    def __call__(self, carry: Any, inputs: EncoderInputs) -> tuple[Any, Array]:
+        """One step: (next carry, latent)."""
+        carry, y = self.gru(carry, self.embed(inputs), inputs.reset)
+        return carry, self.enc_head(y)
+
+    def sequence(self, carry: Any, inputs: EncoderInputs) -> tuple[Any, Array]:
+        """T steps of time-major inputs: (carry after the last step, latents (T, ...))."""
+        carry, ys = self.gru.sequence(carry, self.embed(inputs), inputs.reset)
+        return carry, self.enc_head(ys)

@@ -1,0 +1,115 @@
+"""The sequence-encoder seam and the parameter groups: one replay of the encoder, groups by structure."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hypermeta.config import InferenceConfig, ModelConfig
+from hypermeta.envs.base import Box, Discrete
+from hypermeta.methods.registry import METHODS, get_method
+from hypermeta.networks.agent import PARAM_GROUPS, Agent, group_labels
+from hypermeta.networks.encoder import EncoderInputs
+from hypermeta.networks.sequence import GRU
+from hypermeta.training import inference
+from hypermeta.training.trial_buffer import Trials
+
+MODEL = ModelConfig(encoder_state_embed=6, encoder_reward_embed=3, encoder_action_embed=2, gru_size=8, latent_dim=2,
+                    policy_state_embed=5, policy_latent_embed=4, policy_hidden=(6,))
+OBS, ACTIONS, T, B = 5, 3, 7, 4
+
+
+def agent_for(method: str, space=Discrete(ACTIONS)) -> Agent:
+    return Agent(MODEL, get_method(method), space, OBS, task_dim=2, num_cells=0,
+                 inference=InferenceConfig(reward_decoder=(4,), state_decoder=(4,), task_decoder=(4,)))
+
+
+def random_inputs(key, shape: tuple[int, ...], resets: np.ndarray) -> EncoderInputs:
+    k1, k2, k3 = jax.random.split(key, 3)
+    return EncoderInputs(jax.random.normal(k1, shape + (ACTIONS,)), jax.random.normal(k2, shape),
+                         jax.random.normal(k3, shape + (OBS,)), jnp.asarray(resets))
+
+
+def test_gru_sequence_equals_its_steps_and_resets_forget_the_past():
+    gru = GRU(8)
+    xs = jax.random.normal(jax.random.PRNGKey(0), (T, B, 3))
+    resets = np.zeros((T, B), bool)
+    resets[0] = True
+    resets[3, 1] = resets[5, 2] = True
+    carry0 = jax.random.normal(jax.random.PRNGKey(1), (B, 8))  # a carry from before the window
+    params = gru.init(jax.random.PRNGKey(2), carry0, xs[0], jnp.asarray(resets[0]))
+    final, ys = gru.apply(params, carry0, xs, jnp.asarray(resets), method=GRU.sequence)
+    carry, steps = carry0, []
+    for t in range(T):
+        carry, y = gru.apply(params, carry, xs[t], jnp.asarray(resets[t]))
+        steps.append(y)
+    np.testing.assert_allclose(np.asarray(ys), np.stack(steps), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(final), np.asarray(carry), rtol=1e-6, atol=1e-6)
+    # After env 1's reset at step 3, its outputs do not depend on what came before.
+    other = xs.at[:3, 1].set(100.0)
+    _, ys_other = gru.apply(params, carry0, other, jnp.asarray(resets), method=GRU.sequence)
+    np.testing.assert_allclose(np.asarray(ys_other[3:, 1]), np.asarray(ys[3:, 1]), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(np.asarray(ys_other[2, 1]), np.asarray(ys[2, 1]))
+
+
+def test_agent_encode_sequence_equals_the_step_it_acts_with():
+    agent = agent_for("rnn-hn")
+    resets = np.zeros((T, B), bool)
+    resets[0, :2] = resets[4, 3] = True
+    inputs = random_inputs(jax.random.PRNGKey(3), (T, B), resets)
+    params = agent.init(jax.random.PRNGKey(4), jax.tree.map(lambda x: x[0], inputs), jnp.zeros((B, 2)))
+    carry0 = jax.random.normal(jax.random.PRNGKey(5), (B, MODEL.gru_size))
+    final, latents = agent.encode_sequence(params, carry0, inputs)
+    carry = carry0
+    for t in range(T):
+        carry, latent = agent.encode(params, carry, jax.tree.map(lambda x, t=t: x[t], inputs))
+        np.testing.assert_allclose(np.asarray(latents[t]), np.asarray(latent), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(final), np.asarray(carry), rtol=1e-5, atol=1e-6)
+
+
+def test_running_hidden_is_the_carry_after_each_trials_own_steps():
+    """Right-aligned replay == stepping each unfinished trial through its valid steps from a
+    trial start; a trial without steps keeps the initial carry."""
+    agent = agent_for("vi")
+    n, window = 4, 6
+    lengths = np.array([0, 1, 4, 6])
+    key = jax.random.PRNGKey(6)
+    trials = Trials.zeros(n, window, OBS, ACTIONS, OBS, 2)
+    k1, k2, k3 = jax.random.split(key, 3)
+    trials = trials.replace(obs=jax.random.normal(k1, trials.obs.shape), action=jax.random.normal(k2, trials.action.shape),
+                            reward=jax.random.normal(k3, trials.reward.shape), length=jnp.asarray(lengths, jnp.int32))
+    inputs = trials.encoder_inputs()
+    params = agent.init(jax.random.PRNGKey(7), jax.tree.map(lambda x: x[0], inputs), jnp.zeros((n, 2)))
+    got = np.asarray(inference.running_hidden(agent, params, trials))
+    for i, length in enumerate(lengths):
+        carry = agent.initial_carry((1,))
+        for t in range(length):
+            carry, _ = agent.encode(params, carry, jax.tree.map(lambda x, t=t, i=i: x[t, i:i + 1], inputs))
+        np.testing.assert_allclose(got[i], np.asarray(carry[0]), rtol=1e-5, atol=1e-6, err_msg=f"trial {i}")
+    assert np.all(got[0] == 0)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_parameter_groups_are_the_top_level_modules(method):
+    """Every method's parameters are exactly the groups PARAM_GROUPS defines, each holding the
+    layers of one module; labels follow the group, whatever a layer is called."""
+    space = Box(-1.0, 1.0, (2,)) if method == "vi" else Discrete(ACTIONS)
+    agent = agent_for(method, space)
+    batch = EncoderInputs(jnp.zeros((B, 2 if method == "vi" else ACTIONS)), jnp.zeros((B,)), jnp.zeros((B, OBS)),
+                          jnp.ones((B,), bool))
+    params = agent.init(jax.random.PRNGKey(0), batch, jnp.zeros((B, 2)))
+    m = get_method(method)
+    expected = {"encoder", "policy"} | ({"task_embed"} if m.uses_task_embedding else set()) | (
+        {"decoder"} if m.variational else set())
+    assert set(params) == expected
+    assert {"gru", "enc_head", "enc_state"} <= set(params["encoder"])
+    assert {"latent_embed", "actor_0", "critic_0"} <= set(params["policy"])
+    ppo = group_labels(params, lambda g: g.ppo)
+    elbo = group_labels(params, lambda g: "train" if g.elbo else "freeze")
+    for name in params:
+        assert set(jax.tree.leaves(ppo[name])) == {PARAM_GROUPS[name].ppo}
+        assert set(jax.tree.leaves(elbo[name])) == {"train" if PARAM_GROUPS[name].elbo else "freeze"}
+    if m.variational:
+        assert set(params["decoder"]) >= {"dec_reward"}
