@@ -50,7 +50,7 @@ def compilation_cache(tmp_path_factory):
         return
     cache_dir = tmp_path_factory.mktemp("jax-cache")
     # Programs that compile in under 0.5 s are cheaper to compile again than to store.
-    for n, v in zip(names, (str(cache_dir), 0.5, 0)):
+    for n, v in zip(names, (str(cache_dir), 0.5, 0), strict=True):
         jax.config.update(n, v)
     cc.reset_cache()
     yield cache_dir

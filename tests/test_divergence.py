@@ -150,7 +150,7 @@ def test_report_flags_the_diverged_run_and_picks_the_healthy_lr(diverging, tmp_p
     healthy = next(ln for ln in every_lr if ln.startswith("| grid-world | RNN | 0.0003 | 1 | "))
     assert healthy.endswith("|  |"), healthy
     scores = pd.read_csv(tmp_path / "report" / "scores.csv")
-    assert dict(zip(scores["lr"], scores["diverged"])) == {GOOD: False, BAD: True}
+    assert dict(zip(scores["lr"], scores["diverged"], strict=True)) == {GOOD: False, BAD: True}
 
 
 # --------------------------------------------------------------------------- pieces, no training

@@ -11,8 +11,8 @@ import pytest
 
 from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.training import ppo
-from hypermeta.training.learner import Learner
 from hypermeta.training.conditioning import Normalizers
+from hypermeta.training.learner import Learner
 from hypermeta.training.normalize import RunningMeanStd
 
 MODEL = ModelConfig(gru_size=16, policy_state_embed=8, policy_latent_embed=8, policy_hidden=(16, 8))
@@ -92,7 +92,7 @@ def test_update_logs_grad_info_at_pre_step_params_without_changing_training():
     params_on, _, stats_on = run(True)
     params_off, _, stats_off = run(False)
     assert "latent_grad_norm" not in stats_off
-    for a, b in zip(jax.tree.leaves(params_on), jax.tree.leaves(params_off)):
+    for a, b in zip(jax.tree.leaves(params_on), jax.tree.leaves(params_off), strict=True):
         np.testing.assert_array_equal(a, b)  # logging does not change the update
     # one epoch, one minibatch (all envs): the logged values are those of the initial params
     latents = ppo.replay_latents(learner.agent, state.params, rollout)

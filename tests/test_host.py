@@ -86,7 +86,7 @@ def test_trial_env_k_episodes_then_new_task():
     c = info["task"][0]
     assert obs.tolist() == [c * 10, 0.0]  # first obs of the trial, done bit 0
     seen = []
-    for t in range(6):
+    for _t in range(6):
         obs, reward, terminated, truncated, info = env.step(1)
         seen.append((obs.tolist(), info["episode"], info["episode_done"], info["trial_done"], info["task"][0],
                      info["next_obs"].tolist(), info["next_task"][0]))
@@ -133,12 +133,12 @@ def test_async_vector_env_matches_sync():
         envs = make_vector_env(CounterEnv(), "train", 3, strategy)
         obs, _ = envs.reset(seed=3)
         trace = [obs]
-        for t in range(7):
+        for _t in range(7):
             obs, reward, _, _, info = envs.step(np.array([1, 2, 3]))
             trace += [obs, reward, info["trial_done"], info["success"]]
         envs.close()
         out[strategy] = trace
-    for a, b in zip(out["sync"], out["async"]):
+    for a, b in zip(out["sync"], out["async"], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -292,7 +292,7 @@ def test_host_collector_reproduces_the_jax_path(method, env_cls, seeds):
     finally:
         trainer.close()
     for r, (_, _, jax_state) in enumerate(reference):
-        for a, b in zip(jax.tree.leaves(jax_state.params), jax.tree.leaves(states.params)):
+        for a, b in zip(jax.tree.leaves(jax_state.params), jax.tree.leaves(states.params), strict=True):
             np.testing.assert_allclose(np.asarray(b)[r], np.asarray(a), rtol=1e-4, atol=1e-5)
 
 

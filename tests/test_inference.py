@@ -18,7 +18,6 @@ from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.methods import METHODS, get_method
 from hypermeta.networks.agent import PARAM_GROUPS
 from hypermeta.networks.decoders import Decoders
-from hypermeta.networks.hyper import HyperDense
 from hypermeta.networks.init import TANH_GAIN
 from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.learner import Learner
@@ -34,13 +33,13 @@ def small_cfg(method: str, env: str = "grid-world", **inference) -> TrainConfig:
                        inference=dataclasses.replace(INFERENCE, **inference))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def learner_and_state(method: str, env: str = "grid-world") -> tuple[Learner, object]:
     learner = Learner(small_cfg(method, env))
     return learner, jax.jit(learner.init)(jnp.int32(0), jnp.float32(1e-3))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted_update(method: str, env: str = "grid-world"):
     learner, _ = learner_and_state(method, env)
     return jax.jit(learner.train_update)
@@ -188,7 +187,7 @@ def test_subsampled_kl_covers_the_drawn_elbo_terms_summed_over_trials():
     prior = lambda x: jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)  # noqa: E731
     kl_steps = np.asarray(inference.gaussian_kl(mu, logvar, prior(mu), prior(logvar)))
     ts, valid = inference.elbo_steps(jax.random.split(key, 3)[1], trials.length, trials.reward.shape[1], 4)
-    expected = sum(kl_steps[b, int(t)] for b in range(2) for t, v in zip(np.asarray(ts[b]), np.asarray(valid[b])) if v)
+    expected = sum(kl_steps[b, int(t)] for b in range(2) for t, v in zip(np.asarray(ts[b]), np.asarray(valid[b]), strict=True) if v)
     np.testing.assert_allclose(stats["kl"], expected, rtol=1e-5)
 
 
@@ -250,6 +249,25 @@ def test_ppo_loss_does_not_reach_a_variational_encoder(method):
     assert grad_norm(group(grads, "encoder")) == 0.0
     assert grad_norm(group(grads, "decoder")) == 0.0
     assert grad_norm(layers(grads, "policy", ("actor", "critic"))) > 0
+
+
+def test_policy_reads_a_variational_latent_without_its_gradient():
+    """The ELBO's latent reaches the policy stop-gradiented (whatever latents PPO feeds it:
+    stored or replayed); only the latent-gradient analysis asks for the gradient. (VI: with
+    Bias-HyperInit a fresh +HN policy does not depend on its latent at all.)"""
+    learner, state = learner_and_state("vi")
+    key_obs, key_latent = jax.random.split(jax.random.PRNGKey(3))
+    obs = jax.random.normal(key_obs, (5, learner.wrapper.observation_space.shape[0]))
+    latent = jax.random.normal(key_latent, (5, 2 * MODEL.latent_dim))
+    task = jnp.zeros((5, learner.wrapper.task_dim))
+
+    def value_sum(latent, analysis: bool):
+        _, value = conditioning.policy(learner.agent, state.params, state.norms, obs, latent, task, False,
+                                       latent_gradient=analysis)
+        return value.sum()
+
+    assert float(jnp.abs(jax.grad(value_sum)(latent, False)).max()) == 0.0
+    assert float(jnp.abs(jax.grad(value_sum)(latent, True)).max()) > 0.0
 
 
 def test_ppo_loss_trains_an_end_to_end_encoder():
@@ -358,7 +376,7 @@ def test_pretraining_without_pp_reinitialises_the_policy_and_freezes_inference()
 
 def test_pretraining_with_pp_keeps_the_policy_and_trains_inference_throughout():
     learner, states, _ = run_updates("ti-pp", 3)
-    before, at_switch = states[1], states[2]
+    at_switch = states[2]
     assert not np.allclose(column_norms(at_switch.params, "actor_0"), TANH_GAIN, atol=1e-4)
     # Inference was trained on pre-training trajectories (30-step rollouts end 60-step trials).
     assert not tree_allclose(group(at_switch.params, "encoder"), group(states[0].params, "encoder"))

@@ -71,7 +71,7 @@ def test_different_seeds_give_different_params(runs):
     for group, name in (("encoder", "gru"), ("encoder", "enc_state"), ("policy", "state_embed"),
                         ("policy", "latent_embed"), ("policy", "actor_0"), ("policy", "critic_0")):
         leaves_a, leaves_b = jax.tree.leaves(a[group][name]), jax.tree.leaves(b[group][name])
-        random_leaves = [(x, y) for x, y in zip(leaves_a, leaves_b) if np.abs(np.asarray(x)).max() > 0]
+        random_leaves = [(x, y) for x, y in zip(leaves_a, leaves_b, strict=True) if np.abs(np.asarray(x)).max() > 0]
         assert random_leaves, name
         for x, y in random_leaves:
             assert not np.array_equal(np.asarray(x), np.asarray(y)), name
@@ -98,7 +98,7 @@ def test_vmapped_runs_equal_separate_runs(learner, runs, parallel_runs):
         assert set(metrics) == set(v_metrics)
         for name, value in metrics.items():
             np.testing.assert_allclose(v_metrics[name][i], value, rtol=1e-4, atol=1e-5, err_msg=name)
-        for got, want in zip(jax.tree.leaves(unstack(v_state.params, i)), jax.tree.leaves(state.params)):
+        for got, want in zip(jax.tree.leaves(unstack(v_state.params, i)), jax.tree.leaves(state.params), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(unstack(v_state.norms.obs, i).mean, state.norms.obs.mean, rtol=1e-5)
         np.testing.assert_array_equal(v_state.carry.obs[i], state.carry.obs)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from hypermeta.envs import TrialWrapper, make_env
-from hypermeta.envs.registry import env_spec
 from hypermeta.envs.mc_ls import CELLS, END, MCLS, ROOMS, SIGNAL, MazeState
+from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.families import family_defaults
 from hypermeta.training.learner import Learner
@@ -38,7 +38,7 @@ RULES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted(env: MCLS):
     return jax.jit(env.reset), jax.jit(env.step)
 
@@ -337,7 +337,7 @@ def small(env: str, method: str, num_envs: int = 4, **model) -> object:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def small_learner(env: str, method: str) -> Learner:
     """One `Learner` per configuration, so the tests that build the same one share its compiled `init`."""
     return Learner(small(env, method))

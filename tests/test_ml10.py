@@ -68,7 +68,7 @@ def test_task_fixed_within_a_trial_and_new_for_the_next(ml10):
     obs, info = env.reset(seed=1)
     rng = np.random.default_rng(0)
     firsts, tasks, bits = [obs], [], []
-    for t in range(4 * SHORT):  # two trials
+    for _t in range(4 * SHORT):  # two trials
         obs, _, _, _, info = env.step(rng.uniform(-1, 1, 4))
         tasks.append(info["task"])
         if info["episode_done"]:

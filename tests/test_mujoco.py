@@ -33,7 +33,7 @@ from hypermeta.families import family_defaults
 STEPS = 100
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted(env):
     return jax.jit(env.reset), jax.jit(env.step)
 
@@ -371,7 +371,7 @@ def test_walker_samples_65_independent_log_uniform_coefficients():
     assert env.task_dim == 65
     tasks = sample_tasks(env, 4000)
     defaults = np.concatenate([np.ravel(v) for v in env._defaults])
-    bases = np.concatenate([np.full(np.size(v), b) for v, b in zip(env._defaults, [1.5, 1.5, 1.3, 1.5])])
+    bases = np.concatenate([np.full(np.size(v), b) for v, b in zip(env._defaults, [1.5, 1.5, 1.3, 1.5], strict=True)])
     zero = defaults == 0  # the world body's mass and inertia, the root joints' damping
     assert zero.sum() == 1 + 3 + 3 and np.all(tasks[:, zero] == 0)
     exponents = np.log(tasks[:, ~zero] / defaults[~zero]) / np.log(bases[~zero])

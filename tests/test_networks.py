@@ -36,7 +36,7 @@ def perturb(params, seed: int, scale: float = 0.3):
     return jax.tree.map(lambda p: jnp.asarray(np.asarray(p) + scale * rng.normal(size=p.shape), p.dtype), params)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_agent(method: str, seed: int = 0):
     """(agent, params) for a small agent on a grid-world sized problem."""
     agent = Agent(MODEL, get_method(method), Discrete(N_ACTIONS), OBS_DIM)
@@ -47,7 +47,7 @@ def make_agent(method: str, seed: int = 0):
     return agent, params
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _policy_fn(agent):
     return jax.jit(lambda params, obs, latent: agent.policy(params, obs, agent.embed_latent(params, latent)))
 
@@ -210,8 +210,8 @@ def _sensitivity(agent, params, seed):
     obs, latent = random_obs_latent(seed)
     obs2, latent2 = random_obs_latent(seed + 1)
     base = policy_out(agent, params, obs, latent)
-    d_obs = [np.abs(a - b).max() for a, b in zip(base, policy_out(agent, params, obs2, latent))]
-    d_lat = [np.abs(a - b).max() for a, b in zip(base, policy_out(agent, params, obs, latent2))]
+    d_obs = [np.abs(a - b).max() for a, b in zip(base, policy_out(agent, params, obs2, latent), strict=True)]
+    d_lat = [np.abs(a - b).max() for a, b in zip(base, policy_out(agent, params, obs, latent2), strict=True)]
     return d_obs, d_lat
 
 

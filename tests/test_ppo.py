@@ -13,8 +13,8 @@ import pytest
 from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
 from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import ppo
-from hypermeta.training.learner import Learner
 from hypermeta.training.conditioning import Normalizers
+from hypermeta.training.learner import Learner
 from hypermeta.training.normalize import RunningMeanStd
 
 MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
@@ -398,7 +398,7 @@ def test_optimizer_clips_encoder_and_policy_separately(rig):
     tx = ppo.make_optimizer(CFG.ppo)
     assert set(params) == {"encoder", "policy"}
     grads = {
-        group: jax.tree.map(lambda x: jnp.full_like(x, 10.0 if group == "encoder" else 1e-4), sub)
+        group: jax.tree.map(lambda x, g=group: jnp.full_like(x, 10.0 if g == "encoder" else 1e-4), sub)
         for group, sub in params.items()
     }
     direction, _ = jax.jit(lambda g, p: tx.update(g, tx.init(p), p))(grads, params)
@@ -477,7 +477,7 @@ def test_update_replays_the_encoder_before_every_minibatch(rig, mode):
     for idx in order:
         direction, opt = learner.tx.update(grad(params, idx), opt, params)
         params = jax.tree.map(lambda p, d: p - lr * d, params, direction)
-    for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params)):
+    for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 

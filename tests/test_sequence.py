@@ -21,7 +21,10 @@ MODEL = ModelConfig(encoder_state_embed=6, encoder_reward_embed=3, encoder_actio
 OBS, ACTIONS, T, B = 5, 3, 7, 4
 
 
-def agent_for(method: str, space=Discrete(ACTIONS)) -> Agent:
+DISCRETE = Discrete(ACTIONS)
+
+
+def agent_for(method: str, space=DISCRETE) -> Agent:
     return Agent(MODEL, get_method(method), space, OBS, task_dim=2, num_cells=0,
                  inference=InferenceConfig(reward_decoder=(4,), state_decoder=(4,), task_decoder=(4,)))
 

@@ -9,9 +9,10 @@ import pytest
 pytest.importorskip("rliable")
 pytest.importorskip("scipy")
 
-from hypermeta.analysis import stats  # noqa: E402
 from rliable import library as rly_library  # noqa: E402
 from rliable import metrics as rly_metrics  # noqa: E402
+
+from hypermeta.analysis import stats  # noqa: E402
 
 # Any warning (scipy degenerate data, arch deprecations, ...) is a failure: none may leak.
 pytestmark = pytest.mark.filterwarnings("error")
@@ -22,7 +23,7 @@ def curves(runs: dict[tuple, tuple[list, list]]) -> pd.DataFrame:
     rows = [
         {"env": e, "method": m, "lr": lr, "seed": s, "frames": f, "meta_episode_return": r, "other": "x"}
         for (e, m, lr, s), (fs, rs) in runs.items()
-        for f, r in zip(fs, rs)
+        for f, r in zip(fs, rs, strict=True)
     ]
     return pd.DataFrame(rows)
 
@@ -236,7 +237,7 @@ def test_best_lrs_depends_on_metric():
 def test_select_best_keeps_only_rows_of_best_lr():
     df = lr_grid()
     sel = stats.select_best(df)
-    assert set(zip(sel["env"], sel["lr"])) == {("e", 1e-3), ("f", 3e-4)}
+    assert set(zip(sel["env"], sel["lr"], strict=True)) == {("e", 1e-3), ("f", 3e-4)}
     expected = df[((df["env"] == "e") & (df["lr"] == 1e-3)) | ((df["env"] == "f") & (df["lr"] == 3e-4))]
     pd.testing.assert_frame_equal(sel, expected)
 

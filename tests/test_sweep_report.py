@@ -1,8 +1,11 @@
 """`hypermeta sweep`, `reproduce` and `report` on a small real sweep.
 
-The sweep trains RNN and RNN+S at the paper's Grid-World sizes for 10 updates (2 lrs x
-2 seeds, evaluations every 5 updates, checkpoints every 5), about a minute on a 2-core
-CPU, once per module.
+The sweep trains RNN and RNN+S with the paper's Grid-World PPO settings (16 envs x 60 steps)
+for 10 updates (2 lrs x 2 seeds, evaluations every 5 updates, checkpoints every 5), once per
+module. Its networks are small (GRU 16, policy 16 x 8; the policy's state embedding keeps
+the family's size, which the planning tests read): what is tested is the sweep, the report
+and resuming, not the paper's sizes. The session's JAX compilation cache (conftest.py) lets
+the tests that train a method again load its compiled programs instead of compiling them.
 """
 
 from __future__ import annotations
@@ -28,15 +31,21 @@ SWEEP = SweepConfig(env="grid-world", methods=("rnn", "RNN+S"), lr=(1e-3, 3e-4),
 
 @pytest.fixture(scope="module", autouse=True)
 def checkpoint_every_5_updates():
-    """Grid-World's family settings with checkpoints every 5 updates, for every sweep here."""
+    """Grid-World's family settings with checkpoints every 5 updates and small networks, for
+    every sweep here."""
     import dataclasses
 
     import hypermeta.sweep as sweep
 
     defaults = sweep.method_defaults
+
+    def small(env, method):
+        cfg = defaults(env, method)
+        return dataclasses.replace(cfg, checkpoint_interval=5,
+                                   model=dataclasses.replace(cfg.model, gru_size=16, policy_hidden=(16, 8)))
+
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sweep, "method_defaults",
-                   lambda env, method: dataclasses.replace(defaults(env, method), checkpoint_interval=5))
+        mp.setattr(sweep, "method_defaults", small)
         yield
 
 
@@ -253,7 +262,7 @@ def test_reproduce_lists_figures_with_budgets(capsys):
 
 
 def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
-    from hypermeta.presets import FIGURES, MEASURED_FPS, ENV_FPS, describe
+    from hypermeta.presets import ENV_FPS, FIGURES, MEASURED_FPS, describe
 
     fig10 = FIGURES["fig10"]  # rnn, rnn-s, rnn-hn on the four MuJoCo tasks, 75M frames
     runs_per_method = 5 * 3

@@ -29,7 +29,7 @@ DENSE_ORACLE_RETURN = 38.13
 RANDOM_RETURN = -4.66
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trial_env(name: str = "grid-world", k: int = K) -> TrialWrapper:
     return TrialWrapper(make_env(name), k)
 
@@ -37,7 +37,7 @@ def trial_env(name: str = "grid-world", k: int = K) -> TrialWrapper:
 # --------------------------------------------------------------------------- helpers
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _batched_reset(trial: TrialWrapper):
     return jax.jit(jax.vmap(trial.reset))
 
@@ -71,7 +71,7 @@ def _record(obs, state, reward, done, info):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _open_loop_fn(trial: TrialWrapper):
     def run(state, key, actions):
         def body(state, xs):
@@ -122,7 +122,7 @@ def show_reader(obs, state, carry):
     return greedy_action(pos, goal), (goal, t + 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _closed_loop_fn(trial: TrialWrapper, policy, num_steps: int):
     def run(obs, state, key):
         def body(c, k):
@@ -141,7 +141,7 @@ def closed_loop(trial, policy, obs, state, keys, num_steps=TRIAL):
     return jax.tree.map(np.asarray, _closed_loop_fn(trial, policy, num_steps)(obs, state, keys))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _batched_step(trial: TrialWrapper):
     return jax.jit(jax.vmap(trial.step))
 
@@ -444,5 +444,5 @@ def test_same_key_same_result_different_keys_different_tasks():
     assert len(np.unique(np.asarray(new_state.task), axis=0)) >= 10
     # rerunning with the same keys reproduces everything
     again = step(keys, s_end, jnp.full((n,), NOOP, jnp.int32))
-    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(again)):
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(a, b)
