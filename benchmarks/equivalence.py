@@ -49,7 +49,10 @@ EVALUATION = ("return", "success")  # column names with these words are evaluati
 
 
 def config(env: str, method: str, updates: int, overrides: dict):
-    from hypermeta.families import method_defaults
+    try:
+        from hypermeta.families import method_defaults
+    except ImportError:  # the code before families.py existed
+        from hypermeta.config import method_defaults
 
     cfg = method_defaults(env, method)
     inference = {k: v for k, v in overrides.items() if k in INFERENCE_FIELDS}

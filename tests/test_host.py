@@ -280,7 +280,7 @@ def test_host_collector_reproduces_the_jax_path(method, env_cls, seeds):
     try:
         states = trainer.start(learner.init_runs(list(seeds), [cfg.lr[0]] * len(seeds)))
         for u in range(UPDATES):
-            states, host, carry, update_key = trainer.collect(states)
+            states, host, carry, update_key = trainer.collect_runs(states)
             for r, (_, rollouts, _) in enumerate(reference):
                 for field in dataclasses.fields(host):
                     if field.name in ("cell", "cell_hit"):
@@ -314,7 +314,7 @@ def host_collector(learner: Learner, num_runs: int) -> HostCollector:
     collector = learner.collector
     assert isinstance(collector, HostCollector)
     learner.compile_chunk()
-    collector._ensure_envs(num_runs)
+    collector.open_envs(num_runs)
     return collector
 
 
@@ -341,7 +341,7 @@ def test_host_evaluation_plays_one_trial_per_env_and_counts_success_at_any_step(
         np.testing.assert_array_equal(successes, [[0, 1], [0, 1], [1, 0]])
         # evaluate(): the first split unprefixed, the others prefixed; one value per run.
         _scripted_eval(trainer, [1] * 20)
-        metrics = trainer.evaluate(jax.tree.map(lambda x: x[None], learner.init(np.int32(0), np.float32(1e-3))),
+        metrics = trainer.evaluate_runs(jax.tree.map(lambda x: x[None], learner.init(np.int32(0), np.float32(1e-3))),
                                    np.array([0]))
         np.testing.assert_allclose(metrics["episode_returns"], [[4, 4]])  # mean over envs of 3, 4, 5
         np.testing.assert_allclose(metrics["meta_episode_return"], [8])

@@ -21,10 +21,21 @@ def modules() -> dict[str, ast.Module]:
     return found
 
 
+def runtime_nodes(tree: ast.AST):
+    """Every node of `tree` except those under `if TYPE_CHECKING:` (imports for type hints only)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in [child, *runtime_nodes(child)])
+            continue
+        yield node
+        yield from runtime_nodes(node)
+
+
 def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
-    """The package modules `name` imports anywhere in its source (lazy imports included)."""
+    """The package modules `name` imports anywhere in its source at run time (lazy imports
+    included, imports for type hints only excluded)."""
     out = set()
-    for node in ast.walk(tree):
+    for node in runtime_nodes(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -70,6 +81,15 @@ def test_config_is_a_schema_without_project_imports():
 
 
 @pytest.mark.parametrize("word", ["on_host", "HostTrainer"])
-def test_nothing_branches_on_the_kind_of_environment(word):
+def test_retired_names_are_gone(word):
     users = [name for name, tree in modules().items() if word in ast.unparse(tree)]
     assert not users, f"{word!r} in {users}"
+
+
+@pytest.mark.parametrize("module", ["hypermeta.training.learner", "hypermeta.training.loop"])
+def test_the_learner_and_the_loop_never_ask_which_collector_or_environment_they_have(module):
+    """They take a collector (`make_collector` picks one by type); no kind is named in them."""
+    kinds = {"HostEnvironment", "Environment", "JaxOnHost", "HostCollector", "JaxCollector"}
+    names = {node.id for node in ast.walk(modules()[module]) if isinstance(node, ast.Name)}
+    names |= {node.attr for node in ast.walk(modules()[module]) if isinstance(node, ast.Attribute)}
+    assert not names & kinds, sorted(names & kinds)

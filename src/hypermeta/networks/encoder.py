@@ -20,7 +20,12 @@ from hypermeta.config import ModelConfig
 from hypermeta.envs.base import Array
 from hypermeta.networks.init import torch_linear
 from hypermeta.networks.observation import observation_embed
-from hypermeta.networks.sequence import GRU
+from hypermeta.networks.sequence import SEQUENCE_MODELS, SequenceModel
+
+
+def sequence_model(model: ModelConfig, **kwargs: Any) -> SequenceModel:
+    """The encoder's sequence model (the paper's GRU of `gru_size` units)."""
+    return SEQUENCE_MODELS["gru"](model.gru_size, **kwargs)
 
 
 @struct.dataclass
@@ -47,12 +52,12 @@ class TrajectoryEncoder(nn.Module):
             self.enc_action = torch_linear(m.encoder_action_embed, self.action_dim, "enc_action")
         self.enc_reward = torch_linear(m.encoder_reward_embed, 1, "enc_reward")
         self.enc_state = observation_embed(m.encoder_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "enc_state")
-        self.gru = GRU(m.gru_size, name="gru")
+        self.gru = sequence_model(m, name="gru")
         self.enc_head = torch_linear(2 * m.latent_dim, m.gru_size, "enc_head")
 
     def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:
         """The carry at a trial start (needs no parameters: callable on the unbound module)."""
-        return GRU(self.model.gru_size, parent=None).initial_carry(batch_shape)
+        return sequence_model(self.model, parent=None).initial_carry(batch_shape)
 
     def embed(self, inputs: EncoderInputs) -> Array:
         parts = []
@@ -68,6 +73,14 @@ class TrajectoryEncoder(nn.Module):
         return carry, self.enc_head(y)
 
     def sequence(self, carry: Any, inputs: EncoderInputs) -> tuple[Any, Array]:
-        """T steps of time-major inputs: (carry after the last step, latents (T, ...))."""
-        carry, ys = self.gru.sequence(carry, self.embed(inputs), inputs.reset)
-        return carry, self.enc_head(ys)
+        """T steps of time-major inputs: (carry after the last step, latents (T, ...)).
+
+        A recurrent model replays its step, embeddings included, so the replay computes
+        exactly what acting computed (PPO's first-epoch ratios are exactly 1); a model with
+        a parallel form (`SequenceModel.parallel`) embeds the whole sequence and runs its
+        own `sequence`."""
+        if self.gru.parallel:
+            carry, ys = self.gru.sequence(carry, self.embed(inputs), inputs.reset)
+            return carry, self.enc_head(ys)
+        scan = nn.scan(lambda encoder, c, x: encoder(c, x), variable_broadcast="params", split_rngs={"params": False})
+        return scan(self, carry, inputs)

@@ -8,10 +8,12 @@ A sequence model maps a carry and one input per step to a new carry and one outp
 
 `reset` (bool per item) marks an input that starts a new trial: the model forgets
 everything before it (the carry returns to `initial_carry`) before processing it.
-`sequence` must equal T calls of the step; the default scans the step (`nn.scan`),
-a model with a parallel form (attention, linear recurrences) overrides it. Acting, the
-PPO replay and the ELBO all go through `TrajectoryEncoder.sequence`, so a new model is
-one class here plus one line in SEQUENCE_MODELS.
+`sequence` must equal T calls of the step; the default scans the step (`nn.scan`). A
+model with a parallel form (attention, linear recurrences) overrides it and sets
+`parallel = True`, and the trajectory encoder (`networks.encoder`) then hands it whole
+sequences; acting always takes single steps. The PPO replay, the ELBO and the
+re-encoding of running trials go through `Agent.encode_sequence`, so a new model is one
+class here plus one line in SEQUENCE_MODELS.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def reset_where(reset: Array, carry: Any, initial: Any) -> Any:
 
 class SequenceModel(nn.Module):
     """The interface (see the module docstring); subclasses define `initial_carry` and `step`."""
+
+    parallel = False
+    """True where `sequence` is not a scan of `step` (a parallel form over the whole sequence)."""
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -54,9 +54,18 @@ from hypermeta.training.rollout import (
     first_carry,
     make_collector,
     next_carry,
+    sample_step,
     step_record,
     update_keys,
 )
+
+if TYPE_CHECKING:  # the learner calls collectors; collectors only read it
+    from hypermeta.training.learner import Learner, RunState
+
+
+def _by_env(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A vector env's flat per-env array (one row per env) reshaped to `shape` ((runs, envs) or (envs,))."""
+    return np.reshape(x, shape + np.shape(x)[1:])
 
 
 def _trial_state(task: np.ndarray, episode: np.ndarray, shape: tuple[int, ...]) -> TrialState:
@@ -71,9 +80,16 @@ class HostCollector:
     def __init__(self, env: HostEnvironment, wrapper: TrialWrapper, cfg: TrainConfig):
         self.env, self.wrapper, self.cfg = env, wrapper, cfg
         self.num_envs = cfg.ppo.num_envs
+        self.num_runs = 0  # set when the environments open (the first chunk)
         self.envs = None
         self.eval_envs: dict = {}
-        self.learner = None
+        self._learner: Learner | None = None
+
+    @property
+    def learner(self) -> Learner:
+        if self._learner is None:
+            raise RuntimeError("HostCollector: call compile_chunk(learner) before collecting")
+        return self._learner
 
     # --- the collector contract ------------------------------------------------------------
 
@@ -85,10 +101,11 @@ class HostCollector:
         return jax.tree.map(jnp.asarray, first_carry(agent, trial_state,
                                                      jnp.zeros(shape + self.wrapper.observation_space.shape)))
 
-    def compile_chunk(self, learner, parallel_runs: int = 0) -> Callable:
+    def compile_chunk(self, learner: Learner, parallel_runs: int = 0) -> Callable:
         """`chunk(states, n)`: n updates of every run, then one evaluation (`parallel_runs`
         does not apply: all runs step together)."""
-        self.learner = learner
+        self._learner = learner
+        self._pretraining = jax.jit(jax.vmap(learner.pretraining))
         self._policy = jax.jit(jax.vmap(self._policy_step))
         self._eval_policy = jax.jit(self._eval_step)
         self._keys = jax.jit(jax.vmap(lambda key: update_keys(key, self.cfg.ppo.num_steps)))
@@ -97,6 +114,7 @@ class HostCollector:
         return self.chunk
 
     def close(self) -> None:
+        """Close every vector env (training and evaluation)."""
         for envs in [self.envs, *self.eval_envs.values()]:
             if envs is not None:
                 envs.close()
@@ -105,12 +123,9 @@ class HostCollector:
     # --- jitted pieces -------------------------------------------------------------------
 
     def _policy_step(self, params, norms, carry: EnvCarry, key: Array, use_task: Array):
-        """One run's encoder step and sampled action, as in `JaxCollector.collect`."""
-        act_key, _ = jax.random.split(key)  # the second half steps a JAX env; unused here
-        hidden, latent, dist, value = act(self.learner.agent, params, norms, carry, use_task)
-        action = dist.sample(act_key)
-        a_feat = action_features(self.wrapper.action_space, action)
-        return hidden, latent, action, dist.log_prob(action), value, a_feat
+        """One run's `sample_step` (as `JaxCollector.collect`) and the action's encoder features."""
+        hidden, latent, action, log_prob, value = sample_step(self.learner.agent, params, norms, carry, key, use_task)
+        return hidden, latent, action, log_prob, value, action_features(self.wrapper.action_space, action)
 
     def _eval_step(self, params, norms, carry: EnvCarry):
         """Deterministic action for evaluation, as in `JaxCollector.evaluate`."""
@@ -127,14 +142,15 @@ class HostCollector:
 
     def _first(self, obs: np.ndarray, info: dict, shape: tuple[int, ...]) -> EnvCarry:
         """The carry of freshly reset envs (one row per env, reshaped to `shape`)."""
-        r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
-        trial_state = _trial_state(r(info["task"]), np.zeros(shape), shape)
-        return first_carry(self.learner.agent, trial_state, jnp.asarray(r(obs), jnp.float32))
+        trial_state = _trial_state(_by_env(info["task"], shape), np.zeros(shape), shape)
+        return first_carry(self.learner.agent, trial_state, jnp.asarray(_by_env(obs, shape), jnp.float32))
 
     def _next(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Any,
               shape: tuple[int, ...]) -> EnvCarry:
         """The carry after a vector-env step (`next_carry` with the host's trial bookkeeping)."""
-        r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
+        def r(x: Any) -> np.ndarray:
+            return _by_env(x, shape)
+
         done = r(info["trial_done"])
         episode = np.where(done, 0, r(info["episode"] + info["episode_done"]))
         trial_state = _trial_state(r(info["next_task"]), episode, shape)
@@ -142,16 +158,17 @@ class HostCollector:
         return next_carry(trial_state, jnp.asarray(r(obs), jnp.float32), a_feat,
                           jnp.asarray(r(reward), jnp.float32), jnp.asarray(done), hidden)
 
-    def _ensure_envs(self, num_runs: int) -> None:
+    def open_envs(self, num_runs: int) -> None:
+        """Open the training envs of `num_runs` runs and the evaluation envs (once)."""
         if self.envs is None:
             self.num_runs = num_runs
             self.envs = make_vector_env(self.env, self.env.splits[0], num_runs * self.num_envs, self.cfg.vector_env)
             self.eval_envs = {split: make_vector_env(self.env, split, self.cfg.eval_trials, self.cfg.vector_env,
                                                      evaluation=True) for split in self.env.splits}
 
-    def start(self, states):
+    def start(self, states: RunState) -> RunState:
         """Fresh trials in every training env, seeded from each run's key."""
-        self._ensure_envs(states.key.shape[0])
+        self.open_envs(states.key.shape[0])
         shape = (self.num_runs, self.num_envs)
         seeds = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (self.num_envs,), 0, 2**31 - 1))(states.key)
         obs, info = self.envs.reset(seed=[int(s) for s in np.asarray(seeds).ravel()])
@@ -161,12 +178,15 @@ class HostCollector:
         scaler = states.reward_scaler.replace(ret=jnp.zeros_like(states.reward_scaler.ret))  # returns of new trials
         return states.replace(carry=jax.tree.map(jnp.asarray, carry), trials=trials, reward_scaler=scaler)
 
-    def collect(self, states):
+    def collect_runs(self, states: RunState) -> tuple[RunState, Rollout, EnvCarry, Array]:
         """One rollout of every run; returns (states with their next keys, rollout, carry, update keys)."""
         shape = (self.num_runs, self.num_envs)
-        r = lambda x: np.reshape(x, shape + np.shape(x)[1:])  # noqa: E731
+
+        def r(x: Any) -> np.ndarray:
+            return _by_env(x, shape)
+
         next_key, step_keys, update_key = self._keys(states.key)
-        use_task = np.asarray(states.update) < self.learner.pretrain_updates
+        use_task = self._pretraining(states)
         carry = states.carry
         records: dict[str, list] = defaultdict(list)
         for t in range(self.cfg.ppo.num_steps):
@@ -188,9 +208,9 @@ class HostCollector:
         rollout = Rollout(**stacked, init_hidden=jax.tree.map(np.asarray, states.carry.hidden), last_value=last_value)
         return states.replace(key=next_key), rollout, carry, update_key
 
-    def update(self, states):
+    def update(self, states: RunState) -> tuple[RunState, dict]:
         """Collect one rollout per run on the host, then the shared jitted PPO update."""
-        states, rollout, carry, update_key = self.collect(states)
+        states, rollout, carry, update_key = self.collect_runs(states)
         return self._learn(states, rollout, jax.tree.map(jnp.asarray, carry), update_key)
 
     def evaluate_run(self, split: str, params, norms, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +233,7 @@ class HostCollector:
             carry = self._next(obs, reward, info, a_feat, hidden, (n,))
         return returns, successes
 
-    def evaluate(self, states, seeds: np.ndarray) -> dict[str, np.ndarray]:
+    def evaluate_runs(self, states: RunState, seeds: np.ndarray) -> dict[str, np.ndarray]:
         """Evaluation metrics of every run (leading run axis), per split."""
         metrics: dict[str, list] = defaultdict(list)
         for r in range(self.num_runs):
@@ -227,7 +247,7 @@ class HostCollector:
                 metrics[f"{prefix}success_rate"].append(successes.mean())
         return {name: np.stack(values) for name, values in metrics.items()}
 
-    def chunk(self, states, num_updates: int):
+    def chunk(self, states: RunState, num_updates: int) -> tuple[RunState, dict]:
         """`num_updates` updates of every run, then one evaluation; metrics are chunk means."""
         if self.envs is None:
             states = self.start(states)
@@ -239,7 +259,7 @@ class HostCollector:
         metrics = jax.tree.map(np.asarray, chunk_means(totals or {}, num_updates))
         next_key, seeds = self._eval_keys(states.key)
         states = states.replace(key=next_key)
-        metrics.update(self.evaluate(states, np.asarray(seeds)))
+        metrics.update(self.evaluate_runs(states, np.asarray(seeds)))
         return states, metrics
 
 

@@ -1,6 +1,6 @@
 """One run's training as pure functions of a `RunState`, so runs can be vmapped.
 
-    learner = Learner(cfg)                          # or Learner(cfg, env=...), collector=...
+    learner = Learner(cfg)                          # or Learner(cfg, env=..., collector=...)
     state = learner.init(seed, lr)
     state, stats = learner.learn(state, rollout, carry, key)   # the PPO (+ ELBO) update
     chunk = learner.compile_chunk()                 # chunk(states, n): n updates, one evaluation
@@ -30,7 +30,7 @@ from hypermeta.methods.registry import get_method
 from hypermeta.networks.agent import PARAM_GROUPS, Agent, action_feature_dim, action_features
 from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.conditioning import Normalizers
-from hypermeta.training.rollout import EnvCarry, Rollout, encoder_inputs, make_collector
+from hypermeta.training.rollout import Collector, EnvCarry, Rollout, encoder_inputs, make_collector
 from hypermeta.training.trial_buffer import TrialBuffer
 
 
@@ -60,7 +60,7 @@ def pretrain_updates(cfg: TrainConfig) -> int:
 class Learner:
     """Static pieces of a training configuration (env, agent, optimizers, collector) and the pure update."""
 
-    def __init__(self, cfg: TrainConfig, env: EnvironmentBase | None = None, collector: Any = None):
+    def __init__(self, cfg: TrainConfig, env: EnvironmentBase | None = None, collector: Collector | None = None):
         """`env`: the environment to train on (default: the one registered as `cfg.env`);
         `collector`: how rollouts are collected (default: `make_collector` for `env`'s kind)."""
         self.cfg = cfg
@@ -75,7 +75,7 @@ class Learner:
         self.tx = ppo.make_optimizer(cfg.ppo)
         self.vae_tx = inference.make_vae_optimizer(cfg.inference)
         self.pretrain_updates = pretrain_updates(cfg)
-        self.collector = make_collector(env, self.wrapper, cfg) if collector is None else collector
+        self.collector: Collector = make_collector(env, self.wrapper, cfg) if collector is None else collector
 
     def init(self, seed: Array, lr: Array) -> RunState:
         """A fresh run. The same seed gives the same network and environments for every lr."""

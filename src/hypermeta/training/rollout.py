@@ -26,19 +26,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import singledispatch
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from hypermeta.config import TrainConfig
-from hypermeta.envs.base import Array, PRNGKey
+from hypermeta.envs.base import Array, Environment, PRNGKey
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_feature_dim, action_features
 from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
+
+if TYPE_CHECKING:  # the learner calls collectors; collectors only read it
+    from hypermeta.training.learner import Learner, RunState
 
 
 @struct.dataclass
@@ -50,7 +53,7 @@ class EnvCarry:
     prev_action: Array  # (E, action_features): zeros at a trial start
     prev_reward: Array  # (E,): zeros at a trial start
     reset: Array  # (E,) bool: `obs` is the first observation of a trial
-    hidden: Any  # (E, H): the encoder's carry *before* processing `obs`
+    hidden: Any  # the encoder's carry *before* processing `obs` (GRU: (E, H))
 
 
 @struct.dataclass
@@ -73,12 +76,26 @@ class Rollout:
     next_obs: Array  # (T, E, obs_dim) the MDP's observation after the step, before any reset, with the episode's done bit
     cell: Array  # (T, E) int32 the agent's cell after the step (0 where the env has no cells)
     cell_hit: Array  # (T, E) bool the step earned the goal reward of its cell
-    init_hidden: Any  # (E, H) encoder carry before step 0
+    init_hidden: Any  # the encoder's carry before step 0 (GRU: (E, H))
     last_value: Array  # (E,) value of the observation after the last step (bootstrap)
 
     def encoder_inputs(self) -> EncoderInputs:
         """The (T, E) encoder inputs, to replay the encoder from `init_hidden`."""
         return EncoderInputs(self.prev_action, self.prev_reward, self.obs, self.reset)
+
+
+class Collector(Protocol):
+    """What the learner needs from a collector (see the module docstring)."""
+
+    def initial_carry(self, agent: Agent, key: PRNGKey, num_envs: int) -> EnvCarry:
+        """The carry a fresh run starts from."""
+
+    def compile_chunk(self, learner: Learner, parallel_runs: int = 0) -> Callable:
+        """`chunk(states, n) -> (states, metrics)`: n updates of every run (a leading run axis)
+        through `learner.learn`, then one evaluation; metrics are chunk means."""
+
+    def close(self) -> None:
+        """Release what the collector holds (host environments)."""
 
 
 # --- the rules every collector shares ------------------------------------------------------
@@ -106,10 +123,12 @@ def next_carry(trial_state: TrialState, obs: Array, a_feat: Array, reward: Array
 
 
 def encoder_inputs(carry: EnvCarry) -> EncoderInputs:
+    """The encoder's inputs for the observation a carry is about to act on."""
     return EncoderInputs(carry.prev_action, carry.prev_reward, carry.obs, carry.reset)
 
 
-def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Array | bool = False):
+def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry,
+        use_task: Array | bool = False) -> tuple[Any, Array, Any, Array]:
     """Encoder step and policy for the current observation; returns (hidden, latent, dist, value).
 
     `use_task`: condition on the true task (multi-task pre-training) instead of the latent.
@@ -117,6 +136,16 @@ def act(agent: Agent, params, norms: Normalizers, carry: EnvCarry, use_task: Arr
     hidden, latent = agent.encode(params, carry.hidden, encoder_inputs(carry))
     dist, value = conditioning.policy(agent, params, norms, carry.obs, latent, carry.trial_state.task, use_task)
     return hidden, latent, dist, value
+
+
+def sample_step(agent: Agent, params, norms: Normalizers, carry: EnvCarry, key: PRNGKey,
+                use_task: Array | bool = False) -> tuple[Any, Array, Array, Array, Array]:
+    """A training step's action: (hidden, latent, sampled action, its log-prob, value). The
+    key's second half is left to the environment (JAX environments step with it)."""
+    act_key, _ = jax.random.split(key)
+    hidden, latent, dist, value = act(agent, params, norms, carry, use_task)
+    action = dist.sample(act_key)
+    return hidden, latent, action, dist.log_prob(action), value
 
 
 def step_record(carry: EnvCarry, action: Array, log_prob: Array, value: Array, latent: Array, reward: Array,
@@ -160,10 +189,10 @@ def chunk_means(totals: dict, num_updates: Array | int) -> dict:
 
 
 @singledispatch
-def make_collector(env: Any, wrapper: TrialWrapper, cfg: TrainConfig):
-    """The collector of an environment: `JaxCollector` for pure JAX environments; other kinds
-    register theirs (`training.host` for gymnasium environments)."""
-    return JaxCollector(wrapper, cfg)
+def make_collector(env: Any, wrapper: TrialWrapper, cfg: TrainConfig) -> Collector:
+    """The collector of an environment, by its type: `JaxCollector` for pure JAX environments;
+    other kinds register theirs (`training.host` for gymnasium environments)."""
+    raise TypeError(f"no collector for {type(env).__name__}: register one with make_collector.register")
 
 
 class JaxCollector:
@@ -177,7 +206,7 @@ class JaxCollector:
         obs, trial_state = jax.vmap(self.wrapper.reset)(jax.random.split(key, num_envs))
         return first_carry(agent, trial_state, obs)
 
-    def env_step(self, key: PRNGKey, carry: EnvCarry, hidden: Any, action: Array):
+    def env_step(self, key: PRNGKey, carry: EnvCarry, hidden: Any, action: Array) -> tuple[EnvCarry, Array, Array, dict]:
         """Step every environment and build the next carry; returns (carry, reward, done, info)."""
         num_envs = carry.obs.shape[0]
         obs, trial_state, reward, done, info = jax.vmap(self.wrapper.step)(
@@ -190,11 +219,9 @@ class JaxCollector:
         """Act once per key of `step_keys` with sampled actions."""
 
         def step(carry: EnvCarry, key: PRNGKey):
-            act_key, env_key = jax.random.split(key)
-            hidden, latent, dist, value = act(agent, params, norms, carry, use_task)
-            action = dist.sample(act_key)
-            following, reward, done, info = self.env_step(env_key, carry, hidden, action)
-            return following, step_record(carry, action, dist.log_prob(action), value, latent, reward, done, info)
+            hidden, latent, action, log_prob, value = sample_step(agent, params, norms, carry, key, use_task)
+            following, reward, done, info = self.env_step(jax.random.split(key)[1], carry, hidden, action)
+            return following, step_record(carry, action, log_prob, value, latent, reward, done, info)
 
         final, records = jax.lax.scan(step, carry, step_keys)
         _, _, _, last_value = act(agent, params, norms, final, use_task)
@@ -224,14 +251,14 @@ class JaxCollector:
         episode_returns = returns.mean(axis=0)
         return {"episode_returns": episode_returns, "meta_episode_return": episode_returns.sum()}
 
-    def train_update(self, learner, state):
+    def train_update(self, learner: Learner, state: RunState) -> tuple[RunState, dict]:
         """Collect one rollout and update on it."""
         key, step_keys, update_key = update_keys(state.key, self.cfg.ppo.num_steps)
         carry, rollout = self.collect(learner.agent, state.params, state.norms, state.carry, step_keys,
                                       use_task=learner.pretraining(state))
         return learner.learn(state.replace(key=key), rollout, carry, update_key)
 
-    def train_chunk(self, learner, state, num_updates: int | Array):
+    def train_chunk(self, learner: Learner, state: RunState, num_updates: int | Array) -> tuple[RunState, dict]:
         """`num_updates` updates, then one evaluation; metrics are chunk means.
 
         `num_updates` may be a traced integer: one compiled program serves every chunk
@@ -250,7 +277,7 @@ class JaxCollector:
         metrics = {**chunk_means(totals, num_updates), **self.evaluate(learner.agent, state.params, state.norms, eval_key)}
         return state.replace(key=key), metrics
 
-    def compile_chunk(self, learner, parallel_runs: int = 0) -> Callable:
+    def compile_chunk(self, learner: Learner, parallel_runs: int = 0) -> Callable:
         """`train_chunk` over a leading run axis, jitted (donating the old state).
 
         `parallel_runs` runs are vmapped side by side and the groups follow one another
@@ -269,3 +296,8 @@ class JaxCollector:
 
     def close(self) -> None:
         """Nothing to release: the environments are pure functions."""
+
+
+@make_collector.register
+def _(env: Environment, wrapper: TrialWrapper, cfg: TrainConfig) -> JaxCollector:
+    return JaxCollector(wrapper, cfg)
