@@ -350,16 +350,17 @@ def learning_config() -> object:
 
 
 @pytest.fixture(scope="module")
-def rnn_hn_learning_run():
+def rnn_hn_learning_run(compile_optimised):
     """(return of the initial policy, initial params, trained states, metrics) of RNN+HN on MC-LS:
     seed 73, lr 1e-3, 6 updates of 16 x 200 steps (19,200 frames). The learning check reads it,
     and so does the no-NaN check of RNN+HN on the vector views (one training instead of two)."""
     learner = Learner(learning_config())
     states = learner.init_runs([73], [1e-3])
     first = jax.tree.map(lambda x: x[0], states)
-    initial = float(jax.jit(learner.evaluate)(first.params, first.norms, jax.random.PRNGKey(0)).sum())
+    evaluate_args = (first.params, first.norms, jax.random.PRNGKey(0))
+    initial = float(compile_optimised(jax.jit(learner.evaluate), *evaluate_args)(*evaluate_args).sum())
     before = jax.tree.map(np.asarray, states.params)  # the chunk donates its input
-    states, metrics = learner.compile_chunk(1)(states, 6)
+    states, metrics = compile_optimised(learner.compile_chunk(1), states, 6)(states, 6)
     return initial, before, states, metrics
 
 
@@ -385,11 +386,11 @@ def test_family_defaults_are_the_references_mc_ls_settings():
 # VI+HN's encoder learns only from finished trials (2 timed-out episodes = 400 steps): 9 x 50 steps.
 # RNN+HN on the plain views: test_rnn_hn_trains_on_mc_ls_without_nan, on the learning check's run.
 @pytest.mark.parametrize("env,method,updates", [("mc-ls-42", "rnn-hn", 2), ("mc-lsn", "vi-hn", 9)])
-def test_methods_train_on_mc_ls_without_nan(env, method, updates):
+def test_methods_train_on_mc_ls_without_nan(env, method, updates, compile_optimised):
     learner = small_learner(env, method)
     states = learner.init_runs([73], [3e-4])
     before = jax.tree.map(np.asarray, states.params)  # the chunk donates its input
-    states, metrics = learner.compile_chunk(1)(states, updates)
+    states, metrics = compile_optimised(learner.compile_chunk(1), states, updates)(states, updates)
     assert_trained_without_nan(before, states, metrics)
 
 
