@@ -20,6 +20,8 @@ first call's `steps` steps (building the simulators included).
     python benchmarks/env_steps.py --env mc-ls --envs 1024
     python benchmarks/env_steps.py --env grid-world mc-ls --envs 16 128 1024
     python benchmarks/env_steps.py --env ml10 --envs 8 --steps 500 --repeats 2 --vector sync async
+    python benchmarks/env_steps.py --env grid-world gymnax:MetaMaze-misc \
+        xland:XLand-MiniGrid-R1-9x9:benchmark=tests/data/xland/trivial-500   # the adapters (extras gymnax, xland)
 """
 
 from __future__ import annotations

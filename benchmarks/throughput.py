@@ -32,6 +32,8 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     python benchmarks/throughput.py --methods rnn-hn --runs 1 --minibatch transitions envs   # PPO minibatch cost
     python benchmarks/throughput.py --methods all --runs 1 --chunks 2      # every method, one run
     python benchmarks/throughput.py --env mc-ls --methods rnn-hn --runs 1 --chunks 1
+    # the trajectory encoder's sequence model (ModelConfig.sequence) with and without HN
+    python benchmarks/throughput.py --methods rnn rnn-hn --runs 1 --sequence gru lstm transformer lru
     # the MuJoCo tasks: env steps/s at 16 and 128 envs, then RNN and RNN+HN training
     python benchmarks/throughput.py --env cheetah-dir cheetah-vel ant-dir walker-params \
         --methods rnn rnn-hn --runs 1 --chunks 2 --updates-per-chunk 2 --env-steps 16 128
@@ -69,7 +71,7 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
 
 
 def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0,
-            vector_env: str = "sync", minibatch: str = "") -> dict:
+            vector_env: str = "sync", minibatch: str = "", sequence: str = "") -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -85,6 +87,8 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         base = dataclasses.replace(base, eval_interval=updates_per_chunk)
     if minibatch:
         base = dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, minibatch=minibatch))
+    if sequence:
+        base = dataclasses.replace(base, model=dataclasses.replace(base.model, sequence=sequence))
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
                               lr=tuple(dict.fromkeys(lr for _, lr in pairs)), vector_env=vector_env)
@@ -112,6 +116,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "runs": runs,
         "updates_per_chunk": cfg.eval_interval,
         **({"minibatch": minibatch} if minibatch else {}),
+        **({"sequence": sequence} if sequence else {}),
         "parallel_runs": runs if on_host else resolve_parallel_runs(parallel_runs) or runs,
         **({"vector_env": vector_env} if on_host else {}),
         "backend": jax.default_backend(),
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gymnasium vector env(s) for host environments (ml10); JAX environments ignore it")
     parser.add_argument("--minibatch", nargs="+", choices=["transitions", "envs"], default=[""],
                         help="PPO minibatches (PPOConfig.minibatch) to measure; default: the family's")
+    parser.add_argument("--sequence", nargs="+", choices=["gru", "lstm", "transformer", "lru"], default=[""],
+                        help="trajectory encoders (ModelConfig.sequence) to measure; default: the GRU")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.chunks < 1 or args.updates_per_chunk < 0:
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
         print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk,
-                                 args.vector_env[0], args.minibatch[0])), flush=True)
+                                 args.vector_env[0], args.minibatch[0], args.sequence[0])), flush=True)
         return 0
 
     from hypermeta.envs.registry import env_spec
@@ -179,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                 for vector in vectors[name]:
                     print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2, vector=vector)), flush=True)
     failed = 0
-    configs = [(env, method, runs, vector, mb) for env in args.env for method in args.methods for runs in args.runs
-               for vector in vectors[env] for mb in args.minibatch]
-    for env, method, runs, vector, mb in configs:
+    configs = [(env, method, runs, vector, mb, seq) for env in args.env for method in args.methods for runs in args.runs
+               for vector in vectors[env] for mb in args.minibatch for seq in args.sequence]
+    for env, method, runs, vector, mb, seq in configs:
         cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
                "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk),
-               "--vector-env", vector] + (["--minibatch", mb] if mb else [])
+               "--vector-env", vector] + (["--minibatch", mb] if mb else []) + (["--sequence", seq] if seq else [])
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:

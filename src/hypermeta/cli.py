@@ -16,8 +16,9 @@ from typing import Literal
 
 import tyro
 
+from hypermeta.cells import ClusterConfig
 from hypermeta.config import TrainConfig
-from hypermeta.envs.registry import ENVIRONMENTS
+from hypermeta.envs.registry import environment_names
 from hypermeta.errors import UsageError
 from hypermeta.families import method_defaults
 from hypermeta.methods.registry import METHODS, get_method
@@ -33,7 +34,7 @@ class TrainArgs(TrainConfig):
 
 
 def _description() -> str:
-    envs = ", ".join(ENVIRONMENTS)
+    envs = ", ".join(environment_names())
     methods = ", ".join(f"{m.name} ({m.paper_name})" for m in METHODS.values())
     return (
         "Train a meta-RL method with recurrent PPO; every --seeds x --lr pair is one run, "
@@ -101,10 +102,14 @@ def train_main(argv: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class SweepArgs(SweepConfig):
+class SweepArgs(ClusterConfig, SweepConfig):
     out: Path = Path("runs/sweep")
     """Sweep directory: one run directory per method under OUT/ENV/. Running the same
     command again skips finished methods and resumes interrupted ones."""
+
+
+def _cluster_of(args: ClusterConfig) -> ClusterConfig:
+    return ClusterConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ClusterConfig)})
 
 
 def sweep_main(argv: list[str]) -> None:
@@ -118,12 +123,18 @@ def sweep_main(argv: list[str]) -> None:
     from hypermeta.sweep import run_sweep
 
     sweep = SweepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)})
+    if args.ray is not None:  # cells as Ray tasks on a cluster (docs/cluster.md)
+        from hypermeta.cluster import run_cluster_sweeps
+
+        cells = run_cluster_sweeps([sweep], args.out, _cluster_of(args))
+        print(f"done: {len(cells)} cells in {args.out}; summarise with: hypermeta report {args.out}")
+        return
     paths = run_sweep(sweep, args.out)
     print(f"done: {', '.join(map(str, paths))}; summarise with: hypermeta report {args.out}")
 
 
 @dataclass(frozen=True)
-class ReproduceArgs:
+class ReproduceArgs(ClusterConfig):
     frames: int | None = None
     """Frames per run on every environment (default: the paper's budget of each environment:
     4M on grid-worlds, 75M on MuJoCo, 60M on MC-LS, 100M on ML10)."""
@@ -149,7 +160,7 @@ def reproduce_main(argv: list[str]) -> None:
         if argv and argv[0] not in ("-h", "--help", "--list"):
             raise UsageError(f"hypermeta reproduce needs a figure first, e.g. 'hypermeta reproduce fig9'; got {argv[0]!r}")
         print("usage: hypermeta reproduce FIGURE [--frames N] [--lr ...] [--seeds ...] [--envs ...] "
-              "[--state-embeds ...] [--out DIR]\n")
+              "[--state-embeds ...] [--out DIR] [--ray ADDRESS|auto|local]\n")
         print("\n".join(describe(f) for f in FIGURES.values()))
         return
     figure = get_figure(argv[0])
@@ -174,10 +185,16 @@ def reproduce_main(argv: list[str]) -> None:
           f"per method; {format_hours(hours['cpu'], 'a 2-core CPU')}, {format_hours(hours['gpu'], 'one H100')}")
     from hypermeta.sweep import run_sweep
 
-    for env in envs:
-        run_sweep(SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=seeds, frames=frames[env],
-                              parallel_runs=args.parallel_runs, grad_info=figure.grad_info,
-                              state_embeds=state_embeds), out)
+    sweeps = [SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=seeds, frames=frames[env],
+                          parallel_runs=args.parallel_runs, grad_info=figure.grad_info, state_embeds=state_embeds)
+              for env in envs]
+    if args.ray is not None:  # every environment's cells at once on the cluster (docs/cluster.md)
+        from hypermeta.cluster import run_cluster_sweeps
+
+        run_cluster_sweeps(sweeps, out, _cluster_of(args))
+    else:
+        for sweep in sweeps:
+            run_sweep(sweep, out)
     files = write_report([out], out / "report", title=f"{figure.name}: {figure.caption}")
     print(f"done: report in {out / 'report'} ({', '.join(p.name for p in files)})")
 
@@ -201,11 +218,44 @@ def report_main(argv: list[str]) -> None:
     print(f"done: {args.out} ({', '.join(p.name for p in files)})")
 
 
+@dataclass(frozen=True)
+class EvalArgs:
+    run_dir: tyro.conf.Positional[Path]
+    """A run directory (written by hypermeta train or sweep)."""
+    checkpoint: str = "latest"
+    """Which checkpoint: latest, or the update number of one saved (the last two are kept)."""
+    trials: int = 100
+    """Fresh trials (tasks) per run; the same tasks for every run."""
+    episodes: int | None = None
+    """Episodes per trial (default: as trained); more shows whether later episodes keep improving."""
+    seed: int = 0
+    """Seed of the evaluation's tasks and environments."""
+    train_seeds: tuple[int, ...] | None = None
+    """Only the runs of these training seeds (default: every run of the directory)."""
+    lr: tuple[float, ...] | None = None
+    """Only the runs of these learning rates (default: every run of the directory)."""
+    render: int = 0
+    """Also picture this many trials per run: grid-world paths (and VariBAD belief maps) as PNG,
+    MC-LS views as GIF, MuJoCo and Meta-World as MP4 (headless EGL or OSMesa)."""
+
+
+def eval_main(argv: list[str]) -> None:
+    args = tyro.cli(EvalArgs, args=argv, prog="hypermeta eval",
+                    description="Evaluate a run's saved policies on fresh tasks (per-episode returns with 95% CIs, "
+                                "success rates); results in RUN_DIR/eval/, training records untouched.")
+    from hypermeta.evaluate import EvalSettings, run_eval
+
+    settings = EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)})
+    folder = run_eval(args.run_dir, settings)
+    print(f"done: {folder} (summary.json, trials.csv)")
+
+
 COMMANDS = {
     "train": (train_main, "train a method on an environment (hypermeta train --help)"),
     "sweep": (sweep_main, "train methods x learning rates x seeds on one environment"),
     "reproduce": (reproduce_main, "run a figure of the paper (hypermeta reproduce lists them)"),
     "report": (report_main, "figures, tables and statistics from run directories"),
+    "eval": (eval_main, "evaluate a run's saved policies, longer trials, pictures of behaviour"),
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ObsEncoder = Literal["mlp", "cnn"]
+SequenceName = Literal["gru", "lstm", "transformer", "lru"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,31 @@ class ModelConfig:
     """ReLU embedding of the previous action (0: actions are not encoded, as on Grid)."""
     encoder_reward_embed: int = 8
     """ReLU embedding of the previous reward."""
+    sequence: SequenceName = "gru"
+    """The trajectory encoder's sequence model (`hypermeta.networks.sequence`): "gru" (the
+    paper's), "lstm", "transformer" (causal, pre-norm, attention within the current trial)
+    or "lru" (linear recurrent units, a parallel scan in the replay). Orthogonal to the
+    method: `--method rnn-hn --model.sequence transformer` is Transformer+HN. Default sizes
+    are near the GRU's parameter count with Grid-World's inputs (GRU 228k; LSTM
+    304k, transformer 228k, LRU 204k)."""
     gru_size: int = 256
+    """Hidden units of the GRU (and of the LSTM)."""
+    transformer_dim: int = 96
+    """Width of the transformer's residual stream and output."""
+    transformer_layers: int = 2
+    """Pre-norm blocks (attention + 4x MLP) of the transformer."""
+    transformer_heads: int = 4
+    """Attention heads (must divide transformer_dim)."""
+    transformer_window: int = 0
+    """Steps each step attends to within its trial, itself included (a key/value cache of
+    that many steps is carried across rollouts). 0: the whole trial (the environment's
+    longest trial), so attention sees everything an RNN could."""
+    lru_dim: int = 128
+    """Width of the LRU blocks' residual stream and output."""
+    lru_state: int = 128
+    """Complex state units per LRU block."""
+    lru_layers: int = 2
+    """LRU blocks (LayerNorm -> LRU -> GELU -> GLU, residual)."""
     latent_dim: int = 5
     """The encoder's linear head outputs 2 * latent_dim features (the reference's [mean, logvar])."""
     policy_state_embed: int = 256
@@ -157,6 +182,11 @@ class TrainConfig:
     """Environments stepped in Python (ml10): gymnasium's SyncVectorEnv steps them one after
     another in this process; "async" (AsyncVectorEnv) gives each its own process. The JAX
     environments ignore it."""
+    log: tuple[Literal["tensorboard", "wandb"], ...] = ()
+    """Logging sinks besides metrics.csv (always written): "tensorboard", "wandb" (W&B; set
+    WANDB_MODE=offline to log without an account), both or neither; the same scalars, one
+    log run per (seed, lr) with the config attached. Optional extras: pip install
+    'hypermeta[tensorboard]' / 'hypermeta[wandb]'."""
     model: ModelConfig = field(default_factory=ModelConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -171,10 +201,11 @@ class TrainConfig:
         return [(s, lr) for lr in self.lr for s in self.seeds]
 
     def differences(self, other: TrainConfig) -> list[str]:
-        """Fields that differ from `other`, ignoring parallel_runs and vector_env (they change
-        speed, not results)."""
+        """Fields that differ from `other`, ignoring parallel_runs, vector_env (they change
+        speed, not results) and log (where the same scalars are also sent: a resumed run or a
+        sweep may add or drop a sink)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return [k for k in mine if k not in ("parallel_runs", "vector_env") and mine.get(k) != theirs.get(k)]
+        return [k for k in mine if k not in ("parallel_runs", "vector_env", "log") and mine.get(k) != theirs.get(k)]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -187,6 +218,5 @@ class TrainConfig:
         ppo = PPOConfig(**data.pop("ppo"))
         inference_data = data.pop("inference", {})
         inference = InferenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in inference_data.items()})
-        return TrainConfig(
-            **{**data, "seeds": tuple(data["seeds"]), "lr": tuple(data["lr"])}, model=model, ppo=ppo, inference=inference
-        )
+        listed = {"seeds": tuple(data["seeds"]), "lr": tuple(data["lr"]), "log": tuple(data.get("log", ()))}
+        return TrainConfig(**{**data, **listed}, model=model, ppo=ppo, inference=inference)

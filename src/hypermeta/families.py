@@ -98,6 +98,33 @@ the test classes (1 and 2 per class; 20,000 steps, a sixth of the 25 updates'); 
 and next state with [128, 64, 32] each, kl 1, 3 ELBO updates of 10 trials per PPO update."""
 
 
+_PUREJAXRL_PPO = PPOConfig(clip=0.2, entropy_coef=0.01, gamma=0.99, gae_lambda=0.95, adam_eps=1e-8)
+
+GYMNAX = TrainConfig(
+    frames=10_000_000,
+    eval_interval=10,
+    model=ModelConfig(encoder_action_embed=8),
+    ppo=dataclasses.replace(_PUREJAXRL_PPO, num_steps=200),
+)
+"""gymnax environments (`gymnax:NAME`; not in the paper): 16 x 200 frames per update (one
+MetaMaze trial), 2 epochs, 4 minibatches; clip 0.2, entropy 0.01, gamma 0.99, lambda 0.95,
+Adam eps 1e-8 (the PPO values of gymnax's and XLand's PureJaxRL baselines); the previous
+action is embedded (8); 10M frames, evaluation every 10 updates. Not tuned."""
+
+XLAND = TrainConfig(
+    frames=100_000_000,
+    eval_interval=25,
+    model=ModelConfig(encoder_state_embed=64, encoder_action_embed=16),
+    ppo=dataclasses.replace(_PUREJAXRL_PPO, num_steps=256, epochs=1),
+)
+"""XLand-MiniGrid (`xland:ENV_ID`; not in the paper): 16 x 256 frames per update, 1 epoch of
+4 minibatches (XLand's RL^2 script: 1 epoch), clip 0.2, entropy 0.01, gamma 0.99, lambda
+0.95, Adam eps 1e-8 (that script's values); previous action embedded in 16 as there, the
+629-value one-hot view in 64; 100M frames (that script's default budget). A trial of 10
+episodes of up to 243 steps spans rollouts, so evaluations (16 trials each) come every 25
+updates. Not tuned."""
+
+
 FAMILIES: dict[str, TrainConfig] = {
     "grid-world": GRID_WORLD,
     "mc-ls": MC_LS,
@@ -106,6 +133,8 @@ FAMILIES: dict[str, TrainConfig] = {
     "ant": ANT,
     "walker": WALKER,
     "ml10": ML10,
+    "gymnax": GYMNAX,
+    "xland": XLAND,
 }
 """Family name (`EnvSpec.family`) -> the paper's settings for its environments."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
@@ -48,6 +49,8 @@ class SweepConfig:
     """Runs vmapped side by side (0 = auto: all on a GPU, 1 on a CPU); the rest follow in turn."""
     grad_info: bool = False
     """Log the latent-gradient analysis (paper Figure 11)."""
+    log: tuple[Literal["tensorboard", "wandb"], ...] = ()
+    """Logging sinks besides metrics.csv, as `hypermeta train --log`: one log run per (seed, lr) of every method."""
     state_embeds: tuple[int, ...] | None = None
     """Policy state-embedding sizes to tune over, e.g. 5 25 125 625 as the paper did on
     Grid-World: every size is its own lr x seed sweep (OUT/ENV/METHOD_state-embed-N; the
@@ -87,7 +90,8 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
         base = method_defaults(sweep.env, m)
         cfg = dataclasses.replace(
             base, frames=base.frames if sweep.frames is None else sweep.frames, seeds=tuple(sweep.seeds),
-            lr=tuple(sweep.lr), parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info)
+            lr=tuple(sweep.lr), parallel_runs=sweep.parallel_runs, grad_info=sweep.grad_info,
+            log=tuple(sweep.log))
         default = base.model.policy_state_embed
         sizes = sweep.state_embeds if sweep.state_embeds is not None and get_method(m).reads_state else (default,)
         for size in sizes:
@@ -96,18 +100,36 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
     return planned
 
 
-def _stored_config(path: Path) -> TrainConfig:
+def stored_config(path: Path) -> TrainConfig:
+    """The configuration of the run in `path`, with its canonical method name."""
     from hypermeta.rundir import RunDir
 
     _, stored = RunDir.open_for_resume(path)
     return dataclasses.replace(stored, method=get_method(stored.method).name)
 
 
+def is_leftover(path: Path) -> bool:
+    """Whether `path` is what a run killed while creating its directory leaves: a folder with
+    no config.json and nothing but temporary files (run again, it starts anew)."""
+    return path.is_dir() and not (path / "config.json").exists() and all(p.name.startswith(".") for p in path.iterdir())
+
+
+def clear_leftover(path: Path) -> None:
+    """Remove `path` if it `is_leftover`, so that a new run can create it."""
+    import shutil
+
+    if is_leftover(path):
+        shutil.rmtree(path)
+
+
 def status(cfg: TrainConfig, path: Path) -> str:
     """'new', 'resume' or 'finished'; a directory holding a different run is an error."""
-    if not path.exists():
+    if not path.exists() or is_leftover(path):
         return "new"
-    stored = _stored_config(path)
+    if path.is_dir() and not (path / "config.json").exists() and any((p / "config.json").exists() for p in path.iterdir()):
+        raise UsageError(f"{path} holds a sweep split into cells by --ray (one run directory per cell below it); "
+                         "continue it with the same --ray command, or choose another --out")
+    stored = stored_config(path)
     given, kept = cfg.to_dict(), stored.to_dict()
     diffs = cfg.differences(stored)
     if diffs:
@@ -136,7 +158,8 @@ def run_sweep(sweep: SweepConfig, out: Path, show_progress: bool = True) -> list
             continue
         if state == "resume":
             print(f"{label}: resuming {path}")
-            cfg = dataclasses.replace(_stored_config(path), parallel_runs=cfg.parallel_runs)
+            cfg = dataclasses.replace(stored_config(path), parallel_runs=cfg.parallel_runs, log=cfg.log)
+        clear_leftover(path)
         try:
             train(cfg, path, resume=state == "resume", show_progress=show_progress)
         except Stopped as e:

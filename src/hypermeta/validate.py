@@ -5,8 +5,9 @@ message naming the value and what is allowed (`hypermeta train` and `hypermeta s
 from __future__ import annotations
 
 import math
+import typing
 
-from hypermeta.config import TrainConfig
+from hypermeta.config import ModelConfig, SequenceName, TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS, make_env
 from hypermeta.envs.trial import reports_timeouts
 from hypermeta.errors import UsageError
@@ -68,6 +69,7 @@ def validate(cfg: TrainConfig) -> None:
             f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
             f"(image environments: {', '.join(images)})"
         )
+    _validate_sequence(m)
     if not m.policy_hidden or min(m.policy_hidden) < 1:
         raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
     if cfg.parallel_runs < 0:
@@ -75,6 +77,22 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.eval_interval < 1 or cfg.eval_trials < 1 or cfg.checkpoint_interval < 1:
         raise UsageError("--eval-interval, --eval-trials and --checkpoint-interval must be >= 1")
     _validate_inference(cfg)
+
+
+def _validate_sequence(m: ModelConfig) -> None:
+    """The sequence model's name and sizes."""
+    names = typing.get_args(SequenceName)
+    if m.sequence not in names:
+        raise UsageError(f"--model.sequence must be one of {', '.join(names)}, got {m.sequence!r}")
+    for name in ("transformer_dim", "transformer_layers", "transformer_heads", "lru_dim", "lru_state", "lru_layers"):
+        if getattr(m, name) < 1:
+            raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
+    if m.transformer_window < 0:
+        raise UsageError(f"--model.transformer-window must be >= 0 (0 = the whole trial), got {m.transformer_window}")
+    head_dim, rest = divmod(m.transformer_dim, m.transformer_heads)
+    if rest or head_dim % 2:  # rotary positions rotate pairs of each head's features
+        raise UsageError(f"--model.transformer-dim {m.transformer_dim} must split evenly into "
+                         f"--model.transformer-heads {m.transformer_heads} heads of an even width (rotary positions)")
 
 
 def _image_shape(env: str) -> tuple[int, int, int] | None:

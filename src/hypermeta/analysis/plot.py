@@ -15,8 +15,13 @@ import numpy as np
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import paper_label, run_label
 from hypermeta.rundir import RunDir, atomic_write_bytes
+
+
+def seeds_text(n: int) -> str:
+    """'1 seed', '3 seeds': a legend's count of seeds."""
+    return f"{n} seed{'' if n == 1 else 's'}"
 
 
 def _diverged(row: dict) -> bool:
@@ -58,7 +63,7 @@ def _draw(ax, curves: dict[float, tuple[np.ndarray, np.ndarray]], style: str, su
     """Mean over seeds per lr (colour by lr), with a standard-error band."""
     diverged = diverged or {}
     for i, (lr, (frames, values)) in enumerate(curves.items()):
-        label = f"lr {lr:g} ({len(values)} seeds){suffix}{diverged.get(lr, '')}"
+        label = f"lr {lr:g} ({seeds_text(len(values))}){suffix}{diverged.get(lr, '')}"
         if values.shape[1] == 0:  # every point of this lr is past a divergence: a legend entry only
             ax.plot([], [], style, color=f"C{i}", label=label)
             continue
@@ -92,7 +97,7 @@ def plot_run(run: RunDir, cfg: TrainConfig) -> None:
         ax.axhline(value, ls="--", lw=1, color=f"C{7 + i % 3}", label=f"{name} {value:g}")
     ax.set_xlabel("frames")
     ax.set_ylabel("meta-episode return")
-    ax.set_title(f"{get_method(cfg.method).paper_name} on {cfg.env}")
+    ax.set_title(f"{paper_label(run_label(cfg.method, cfg.model.sequence))} on {cfg.env}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     import io

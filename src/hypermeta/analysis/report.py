@@ -26,19 +26,20 @@ try:
     import pandas as pd
 
     from hypermeta.analysis import stats
+    from hypermeta.analysis.plot import seeds_text
     from hypermeta.analysis.runs import common_budget, load_runs
 except ImportError as e:  # scipy / pandas / rliable come with the 'report' extra
     raise UsageError(f"hypermeta report needs the report extra ({e.name} is missing): pip install 'hypermeta[report]'") from None
 
 from hypermeta.envs.registry import ENVIRONMENTS
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import paper_label
 from hypermeta.rundir import atomic_write_bytes
 
 GRAD_COLUMNS = {"latent_grad_norm": "latent gradient norm", "state_grad_norm": "state gradient norm"}
 
 
 def _label(method: str) -> str:
-    return get_method(method).paper_name
+    return paper_label(method)
 
 
 def _colors(methods: list[str]) -> dict[str, str]:
@@ -89,7 +90,7 @@ def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[st
             lr = group["lr"].iloc[0]
             size = f", state {int(group['state_embed'].iloc[0])}" if tuned else ""
             ax.plot(curve[x], curve["mean"], color=colors[method],
-                    label=f"{_label(method)} (lr {lr:g}{size}, {int(curve['seeds'].max())} seeds)")
+                    label=f"{_label(method)} (lr {lr:g}{size}, {seeds_text(int(curve['seeds'].max()))})")
             ax.fill_between(curve[x], curve["low"], curve["high"], color=colors[method], alpha=0.2, lw=0)
         if references and env in ENVIRONMENTS:
             for i, (name, value) in enumerate(ENVIRONMENTS[env].reference_returns.items()):
@@ -253,6 +254,9 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
              for _, r in sweep.iterrows()]
     agg_text, agg_fig = aggregate_section(best)
     text += ["", "## Aggregate across environments", "", agg_text]
+    from hypermeta.evaluate import eval_section  # per-episode returns of `hypermeta eval`, where run
+
+    text += eval_section([Path(d) for d in df["run_dir"].unique()])
     if agg_fig is not None:
         files += _save(agg_fig, out, "aggregate")
     report = out / "report.md"

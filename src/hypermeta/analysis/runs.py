@@ -10,7 +10,7 @@ import pandas as pd
 
 from hypermeta.config import TrainConfig
 from hypermeta.errors import UsageError
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import get_method, run_label
 
 KEY = ["env", "method", "state_embed", "lr", "seed"]
 """What identifies a run across directories (state_embed: the policy's state-embedding size, 0
@@ -48,7 +48,7 @@ def load_run(path: Path) -> pd.DataFrame:
     df = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]))
     df.insert(0, "env", cfg.env)
     method = get_method(cfg.method)
-    df.insert(1, "method", method.name)
+    df.insert(1, "method", run_label(method.name, cfg.model.sequence))  # another sequence model, another method
     df.insert(2, "state_embed", cfg.model.policy_state_embed if method.reads_state else 0)
     df["diverged"] = df["diverged"].fillna(0).astype(bool) if "diverged" in df else False
     df["run_dir"] = str(path)

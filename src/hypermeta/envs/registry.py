@@ -1,14 +1,17 @@
 """Environment names -> constructors and the name of their family of settings.
 
-A new environment is one module plus one line here.
+A new environment is one module plus one line here; another package's JAX environments are
+one adapter module plus one line of `ADAPTERS` (`gymnax:NAME`, `xland:ENV_ID`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
-from hypermeta.envs import ml10
+from hypermeta.envs import gymnax_env, ml10, xland
 from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
@@ -25,7 +28,7 @@ class EnvSpec:
     family: str
     """The family whose model / PPO / budget settings this environment uses: a key of
     `hypermeta.families.FAMILIES` ("grid-world", "mc-ls", "mc-ls-cnn", "cheetah", "ant",
-    "walker", "ml10"), so that environments do not depend on PPO settings."""
+    "walker", "ml10", "gymnax", "xland"), so that environments do not depend on PPO settings."""
     reference_returns: dict[str, float]
     """Per-trial returns drawn on learning curves (name -> value)."""
 
@@ -62,11 +65,45 @@ ENVIRONMENTS: dict[str, EnvSpec] = {
 }
 
 
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """Another package's JAX environments, named `PREFIX:NAME[:OPTIONS]` (`envs/adapter_names.py`)."""
+
+    module: ModuleType
+    """Has `check(full, rest)` (raises the UsageError of a bad name), `make(full, rest)` and
+    `reference_returns(full, rest)`; `rest` is the name after `PREFIX:`."""
+    family: str
+    usage: str
+    """How its names are spelled, for --help and the unknown-environment error."""
+
+
+ADAPTERS: dict[str, AdapterSpec] = {
+    # Optional extras hypermeta[gymnax] and hypermeta[xland].
+    "gymnax": AdapterSpec(gymnax_env, "gymnax", "gymnax:NAME[:episodes=K,PARAM=LOW..HIGH] (e.g. gymnax:MetaMaze-misc)"),
+    "xland": AdapterSpec(xland, "xland", "xland:ENV_ID[:benchmark=NAME|PATH,episodes=K,max-steps=N,view=V] "
+                                         "(e.g. xland:XLand-MiniGrid-R1-9x9)"),
+}
+
+
+def environment_names() -> list[str]:
+    """Every registered name, then the adapters' name patterns."""
+    return [*ENVIRONMENTS, *(a.usage for a in ADAPTERS.values())]
+
+
 def env_spec(name: str) -> EnvSpec:
-    """The registry entry of `name`, or a UsageError listing what is allowed."""
-    if name not in ENVIRONMENTS:
-        raise UsageError(f"unknown environment {name!r}; choose one of: {', '.join(ENVIRONMENTS)}")
-    return ENVIRONMENTS[name]
+    """The registry entry of `name` (an adapter's name resolved and checked), or a
+    UsageError listing what is allowed."""
+    if name in ENVIRONMENTS:
+        return ENVIRONMENTS[name]
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in ADAPTERS:
+        adapter = ADAPTERS[prefix]
+        adapter.module.check(name, rest)
+        return EnvSpec(functools.partial(adapter.module.make, name, rest), adapter.family,
+                       adapter.module.reference_returns(name, rest))
+    raise UsageError(f"unknown environment {name!r}; choose one of: {', '.join(environment_names())}")
 
 
 def make_env(name: str) -> EnvironmentBase:

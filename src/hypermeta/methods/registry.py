@@ -34,3 +34,25 @@ def get_method(name: str) -> Method:
         return METHODS[key]
     allowed = ", ".join(f"{m.name} ({m.paper_name})" for m in METHODS.values())
     raise UsageError(f"unknown method {name!r}; choose one of: {allowed}")
+
+
+SEQUENCE_NAMES: dict[str, str] = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "lru": "LRU"}
+"""`ModelConfig.sequence` -> how reports name it (the keys are `networks.encoder.SEQUENCE_MODELS`'s)."""
+
+
+def run_label(method: str, sequence: str = "gru") -> str:
+    """The name a method run with a sequence model is reported under: the method's CLI name
+    with the paper's GRU, else METHOD:SEQUENCE ('rnn-hn:transformer'), a different method in
+    reports (`paper_label`)."""
+    return get_method(method).name if sequence == "gru" else f"{get_method(method).name}:{sequence}"
+
+
+def paper_label(label: str) -> str:
+    """The paper's name of a `run_label`: 'RNN+HN'; the RNN family with another sequence model
+    takes its name ('Transformer+HN', 'LRU+S', 'LSTM'), other methods add it ('VI+HN (LRU)')."""
+    method, _, sequence = label.partition(":")
+    name = get_method(method).paper_name
+    if not sequence:
+        return name
+    model = SEQUENCE_NAMES[sequence]
+    return model + name[3:] if name.startswith("RNN") else f"{name} ({model})"

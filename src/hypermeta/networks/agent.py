@@ -103,6 +103,8 @@ class Agent:
     """Cells for a per-cell reward decoder (grid-worlds); 0: rewards are regressed."""
     image_shape: tuple[int, int, int] | None = None
     """(h, w, c) when the observation's first h*w*c values are an image (for `model.obs_encoder`)."""
+    trial_steps: int = 1
+    """Most steps of one trial (bounds the transformer encoder's window)."""
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     encoder: TrajectoryEncoder = field(init=False)
     policy_net: PolicyNetwork = field(init=False)
@@ -112,7 +114,8 @@ class Agent:
     def __post_init__(self) -> None:
         m, method, inf = self.model, self.method, self.inference
         modules = {
-            "encoder": TrajectoryEncoder(m, action_feature_dim(self.action_space), self.obs_dim, self.image_shape),
+            "encoder": TrajectoryEncoder(m, action_feature_dim(self.action_space), self.obs_dim, self.image_shape,
+                                         self.trial_steps),
             "policy_net": CONDITIONINGS[method.conditioning](m, self.action_space, self.obs_dim, 2 * m.latent_dim,
                                                              self.image_shape, method.hyper_init),
             "task_net": TaskEmbedding(m.policy_latent_embed, self.task_dim) if method.uses_task_embedding else None,

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hypermeta.config import ModelConfig
 from hypermeta.envs.base import Array
 
 
@@ -34,10 +35,16 @@ def reset_where(reset: Array, carry: Any, initial: Any) -> Any:
 
 
 class SequenceModel(nn.Module):
-    """The interface (see the module docstring); subclasses define `initial_carry` and `step`."""
+    """The interface (see the module docstring); subclasses define `from_config`,
+    `initial_carry`, `step` and `features` (the width of their output)."""
 
     parallel = False
     """True where `sequence` is not a scan of `step` (a parallel form over the whole sequence)."""
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> SequenceModel:
+        """The model with the sizes of `model`; `trial_steps` bounds the steps of one trial."""
+        raise NotImplementedError
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
@@ -62,6 +69,10 @@ class GRU(SequenceModel):
 
     features: int
 
+    @classmethod
+    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> GRU:
+        return cls(model.gru_size, **kwargs)
+
     def setup(self) -> None:
         orth = nn.initializers.orthogonal()
         # `nn.share_scope` keeps the cell's parameters at this module's level (no extra name).
@@ -76,5 +87,25 @@ class GRU(SequenceModel):
         return carry, carry
 
 
-SEQUENCE_MODELS: dict[str, type[SequenceModel]] = {"gru": GRU}
-"""Name -> sequence model (the trajectory encoder uses the GRU, the paper's)."""
+class LSTM(SequenceModel):
+    """An LSTM of `features` units (orthogonal kernels, zero initial state and cell); its
+    carry is (cell, hidden) and its output the hidden state."""
+
+    features: int
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> LSTM:
+        return cls(model.gru_size, **kwargs)
+
+    def setup(self) -> None:
+        orth = nn.initializers.orthogonal()
+        self.cell = nn.LSTMCell(self.features, kernel_init=orth, recurrent_kernel_init=orth)
+        nn.share_scope(self, self.cell)
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> tuple[Array, Array]:
+        zeros = jnp.zeros((*batch_shape, self.features), jnp.float32)
+        return zeros, zeros
+
+    def step(self, carry: tuple[Array, Array], x: Array) -> tuple[tuple[Array, Array], Array]:
+        return self.cell(carry, x)
+

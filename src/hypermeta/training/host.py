@@ -163,6 +163,11 @@ class HostCollector:
         if self.envs is None:
             self.num_runs = num_runs
             self.envs = make_vector_env(self.env, self.env.splits[0], num_runs * self.num_envs, self.cfg.vector_env)
+        self.open_eval_envs()
+
+    def open_eval_envs(self) -> None:
+        """Open the evaluation envs, `eval_trials` per split (once; `hypermeta eval` needs only these)."""
+        if not self.eval_envs:
             self.eval_envs = {split: make_vector_env(self.env, split, self.cfg.eval_trials, self.cfg.vector_env,
                                                      evaluation=True) for split in self.env.splits}
 
@@ -213,11 +218,16 @@ class HostCollector:
         states, rollout, carry, update_key = self.collect_runs(states)
         return self._learn(states, rollout, jax.tree.map(jnp.asarray, carry), update_key)
 
-    def evaluate_run(self, split: str, params, norms, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """One trial in each evaluation env of `split`: (returns, successes), each (trials, K)."""
+    def evaluate_run(self, split: str, params, norms, seed: int,
+                     on_step: Callable[[Any], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One trial in each evaluation env of `split`: (returns, successes), each (trials, K).
+        `on_step(envs)` is called after the reset and after every step (`hypermeta eval
+        --render` films the first env with it)."""
         envs, k = self.eval_envs[split], self.env.episodes_per_trial
         n = envs.num_envs
         obs, info = envs.reset(seed=seed)
+        if on_step is not None:
+            on_step(envs)
         carry = self._first(obs, info, (n,))
         active = np.ones(n, bool)
         returns, successes = np.zeros((n, k)), np.zeros((n, k))
@@ -228,6 +238,8 @@ class HostCollector:
             episode, done = info["episode"], info["trial_done"]
             successes[rows, episode] = np.maximum(successes[rows, episode], info["success"] * active)
             returns, active = add_returns(returns, active, episode, reward, done, xp=np)
+            if on_step is not None:
+                on_step(envs)
             if not active.any():
                 break
             carry = self._next(obs, reward, info, a_feat, hidden, (n,))

@@ -70,7 +70,7 @@ class Learner:
         self.agent = Agent(
             cfg.model, self.method, self.wrapper.action_space, self.wrapper.observation_space.shape[0],
             task_dim=env.task_dim, num_cells=env.num_cells,
-            image_shape=env.image_shape, inference=cfg.inference,
+            image_shape=env.image_shape, inference=cfg.inference, trial_steps=self.wrapper.max_trial_steps,
         )
         self.tx = ppo.make_optimizer(cfg.ppo)
         self.vae_tx = inference.make_vae_optimizer(cfg.inference)

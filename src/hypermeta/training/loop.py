@@ -19,6 +19,7 @@ import math
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from hypermeta.config import TrainConfig
 from hypermeta.rundir import RunDir, atomic_write_json, run_key
 from hypermeta.training.inference import ELBO_STATS
 from hypermeta.training.learner import Learner, pretrain_updates
+from hypermeta.training.sinks import Sinks
 from hypermeta.validate import validate
 
 GRAD_INFO = ("latent_grad_norm", "state_grad_norm", "latent_norm", "state_norm")
@@ -172,10 +174,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
         run.truncate_metrics(start)
         run.truncate_diverged(start)
 
-    # The collector's resources (host environments) are released when training ends.
-    with contextlib.closing(learner.collector):
+    # The collector's resources (host environments) and the log sinks are released when training ends.
+    sinks = Sinks(run, cfg, start_frames=start * cfg.ppo.frames_per_update)
+    with contextlib.closing(learner.collector), contextlib.closing(sinks):
         chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
-        return _train_loop(cfg, out, run, states, chunk, start, t_start=time.time(), show_progress=show_progress)
+        return _train_loop(cfg, out, run, states, chunk, start, t_start=time.time(), show_progress=show_progress,
+                           sinks=sinks)
 
 
 def _mark_diverged(cfg: TrainConfig, run: RunDir, diverged: dict[int, dict], metrics: dict, states,
@@ -215,16 +219,44 @@ def _finish(cfg: TrainConfig, run: RunDir, update: int, diverged: dict[int, dict
             "a learning result (diverged.json, summary.json, the diverged column of metrics.csv)")
 
 
+SMOOTHING = 10
+"""Evaluations averaged for the progress bar's smoothed return (each is only `eval_trials` trials)."""
+
+
+def _recent_returns(run: RunDir) -> deque[float]:
+    """The mean healthy return of each of the last SMOOTHING evaluations in metrics.csv (a resumed
+    run's progress bar continues its smoothed return)."""
+    by_update: dict[int, list[float]] = {}
+    for r in run.read_metrics():
+        if r.get("diverged") in (None, "", "0") and r.get("meta_episode_return") not in (None, ""):
+            by_update.setdefault(int(r["update"]), []).append(float(r["meta_episode_return"]))
+    return deque((float(np.mean(v)) for _, v in sorted(by_update.items())), maxlen=SMOOTHING)
+
+
+def _return_text(rows: list[dict], recent: deque[float]) -> str:
+    """The progress bar's return: the last evaluation's mean over healthy runs and, beside it, the
+    mean of the last SMOOTHING evaluations (one evaluation of 16 trials is noisy)."""
+    healthy = [r["meta_episode_return"] for r in rows if not r["diverged"]]
+    if not healthy:
+        return "diverged"
+    recent.append(float(np.mean(healthy)))
+    return f"{recent[-1]:.2f}, avg {np.mean(recent):.2f}"
+
+
 def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: int, t_start: float,
-                show_progress: bool) -> RunDir:
-    """Chunks until the budget is spent, with progress, metrics, checkpoints and stop requests."""
+                show_progress: bool, sinks: Sinks) -> RunDir:
+    """Chunks until the budget is spent, with progress, metrics, log sinks, checkpoints (and
+    curve.png with each) and stop requests."""
+    from hypermeta.analysis.plot import plot_run
+
     total, interval = cfg.num_updates, cfg.eval_interval
     ckpt_every = math.ceil(cfg.checkpoint_interval / interval) * interval
     compiled = False
     frames_per_chunk_update = cfg.ppo.frames_per_update * len(cfg.runs)
-    update, last_ckpt, compile_seconds = start, start, 0.0
-    # Fits an 80-column terminal: the run's description is printed once above the bar.
-    columns = [BarColumn(bar_width=20), TextColumn("{task.fields[frames]} frames/run"), TextColumn("{task.fields[fps]} fps"),
+    update, last_ckpt, compile_seconds, recent = start, start, 0.0, _recent_returns(run)
+    # Fits an 80-column terminal: the run's description is printed once above the bar; "avg" is
+    # the mean of the last SMOOTHING evaluations.
+    columns = [BarColumn(bar_width=12), TextColumn("{task.fields[frames]} frames/run"), TextColumn("{task.fields[fps]} fps"),
                TextColumn("return {task.fields[ret]}"), TimeRemainingColumn()]
     frames_total = total * cfg.ppo.frames_per_update
 
@@ -265,11 +297,13 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
                     say(progress.console, line)
                 rows = _rows(cfg, metrics, update, fps, diverged)
                 run.append_metrics(rows)
-                healthy = [r["meta_episode_return"] for r in rows if not r["diverged"]]
+                sinks.write(rows)
                 progress.update(bar, completed=update * cfg.ppo.frames_per_update, frames=frames_text(update),
-                                ret=f"{np.mean(healthy):.2f}" if healthy else "diverged")
+                                ret=_return_text(rows, recent))
                 if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
                     run.save_checkpoint(update, states)
+                    if update < total:  # a run stopped early has its curve too (_finish draws the last)
+                        plot_run(run, cfg)
                     last_ckpt = update
                 if stop.is_set() and update < total:
                     raise KeyboardInterrupt

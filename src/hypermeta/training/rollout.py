@@ -235,21 +235,33 @@ class JaxCollector:
         The meta-policy is evaluated even during pre-training (the reference does so
         too); only the multi-task oracle reads the true task.
         """
-        n, k = self.cfg.eval_trials, self.wrapper.episodes_per_trial
+        episode_returns = self.evaluate_trials(agent, params, norms, key)["returns"].mean(axis=0)
+        return {"episode_returns": episode_returns, "meta_episode_return": episode_returns.sum()}
+
+    def evaluate_trials(self, agent: Agent, params, norms: Normalizers, key: PRNGKey, num_trials: int | None = None,
+                        record: bool = False) -> dict[str, Any]:
+        """The evaluation of `evaluate`, per trial: "returns" (trials, K), one trial in each of
+        `num_trials` (default `eval_trials`) environments. `record`: also "steps", every step's
+        (T, trials, ...) trial state before the step, observation, action, latent, reward,
+        done, whether it counts (`active`: the trial has not ended) and the env's info, for
+        pictures of the behaviour (`hypermeta eval --render`)."""
+        n, k = num_trials or self.cfg.eval_trials, self.wrapper.episodes_per_trial
         reset_key, run_key = jax.random.split(key)
         carry = self.initial_carry(agent, reset_key, n)
 
         def step(loop, key):
             carry, active, returns = loop
-            hidden, _, dist, _ = act(agent, params, norms, carry)
-            carry, reward, done, info = self.env_step(key, carry, hidden, dist.mode())
-            returns, active = add_returns(returns, active, info["episode"], reward, done)
-            return (carry, active, returns), None
+            hidden, latent, dist, _ = act(agent, params, norms, carry)
+            action = dist.mode()
+            following, reward, done, info = self.env_step(key, carry, hidden, action)
+            returns, still = add_returns(returns, active, info["episode"], reward, done)
+            seen = (dict(trial_state=carry.trial_state, obs=carry.obs, action=action, latent=latent, reward=reward,
+                         done=done, active=active, info=info) if record else None)
+            return (following, still, returns), seen
 
         init = (carry, jnp.ones((n,), bool), jnp.zeros((n, k)))
-        (_, _, returns), _ = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
-        episode_returns = returns.mean(axis=0)
-        return {"episode_returns": episode_returns, "meta_episode_return": episode_returns.sum()}
+        (_, _, returns), steps = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
+        return {"returns": returns, **({"steps": steps} if record else {})}
 
     def train_update(self, learner: Learner, state: RunState) -> tuple[RunState, dict]:
         """Collect one rollout and update on it."""

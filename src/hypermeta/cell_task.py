@@ -1,0 +1,112 @@
+"""What a Ray worker runs: one cell of a sweep, and the probe of the sweep's storage.
+
+Nothing here imports Ray: the driver (hypermeta.cluster) wraps these functions into Ray
+tasks. A cell trains its run directory as `hypermeta train` would, resuming whatever an
+earlier attempt left (Ray retries a cell whose worker died: it continues from the last
+checkpoint, and metrics.csv is cut back to that checkpoint, so nothing is counted twice).
+Every attempt is recorded in OUT/.cluster/cells/NAME.json (node, process, the update it
+started from), which the driver's progress view and status file read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hypermeta.config import TrainConfig
+from hypermeta.rundir import atomic_write_bytes, atomic_write_json
+
+CLUSTER_DIR = ".cluster"
+"""The driver's and the cells' bookkeeping under the sweep directory."""
+
+
+class CellInterrupted(RuntimeError):
+    """The cell was asked to stop (SIGTERM on preemption) and saved a checkpoint: Ray retries it."""
+
+
+class StorageUnreachable(RuntimeError):
+    """The worker does not see the driver's sweep directory: a deterministic failure, not retried."""
+
+
+def storage_marker(out: Path) -> Path:
+    return out / CLUSTER_DIR / "storage-check"
+
+
+def write_storage_marker(out: Path, token: str) -> None:
+    """The file by which workers recognise the driver's sweep directory."""
+    atomic_write_bytes(storage_marker(out), token.encode())
+
+
+def probe_storage(out: str, token: str) -> str:
+    """'' if this node sees the driver's sweep directory `out` and can write there, else why not."""
+    host = socket.gethostname()
+    try:
+        found = storage_marker(Path(out)).read_text()
+    except OSError:
+        found = None
+    if found != token:
+        return f"{host} does not see the driver's {out} (no matching {CLUSTER_DIR}/storage-check there)"
+    probe = Path(out) / CLUSTER_DIR / f".probe-{host}-{os.getpid()}"
+    try:
+        probe.write_text(token)
+        probe.unlink()
+    except OSError as e:
+        return f"{host} cannot write to {out} ({e.strerror or e})"
+    return ""
+
+
+def record_path(out: Path, name: str) -> Path:
+    """OUT/.cluster/cells/ENV__METHOD[__lr-..._seed-...].json: the attempts of one cell."""
+    return out / CLUSTER_DIR / "cells" / (name.replace("/", "__") + ".json")
+
+
+def read_record(out: Path, name: str) -> dict:
+    try:
+        return json.loads(record_path(out, name).read_text())
+    except (OSError, ValueError):
+        return {"attempts": []}
+
+
+def _record_attempt(out: Path, name: str, session: str, start_update: int) -> None:
+    # Only one attempt of a cell runs at a time (Ray starts a retry after the last one died),
+    # so this read-modify-write has no competitor.
+    record = read_record(out, name)
+    record["attempts"].append({"session": session, "node": socket.gethostname(), "pid": os.getpid(),
+                               "start_update": start_update, "time": time.time()})
+    atomic_write_json(record_path(out, name), record)
+
+
+def _latest_checkpoint(path: Path) -> int:
+    steps = [int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps, default=0)
+
+
+def run_cell(cfg: dict, path: str, name: str, out: str, token: str, session: str,
+             train_fn: Callable | None = None) -> dict:
+    """Train one cell into `path` (new, or resumed from an earlier attempt's checkpoint);
+    returns where it ran and from which update it started."""
+    from hypermeta.sweep import clear_leftover, status
+    from hypermeta.training.loop import Stopped, train
+
+    unreachable = probe_storage(out, token)
+    if unreachable:
+        raise StorageUnreachable(f"{unreachable}; put --out on storage every node mounts at the same path")
+    config, run_dir = TrainConfig.from_dict(cfg), Path(path)
+    state = status(config, run_dir)  # refuses a directory holding another run
+    start = _latest_checkpoint(run_dir) if state == "resume" else 0
+    if state != "finished":
+        # On resume `config` is the stored one but for what `differences` ignores (speed knobs,
+        # log sinks): those are this sweep's.
+        clear_leftover(run_dir)
+        _record_attempt(Path(out), name, session, start)
+        t0 = time.time()
+        try:
+            (train_fn or train)(config, run_dir, resume=state == "resume", show_progress=False)
+        except Stopped as e:
+            raise CellInterrupted(f"{name}: {e.where}") from None
+    return {"node": socket.gethostname(), "state": state, "start_update": start,
+            "seconds": time.time() - t0 if state != "finished" else 0.0}
