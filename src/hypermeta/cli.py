@@ -17,7 +17,7 @@ from typing import Literal
 import tyro
 
 from hypermeta.cells import ClusterConfig
-from hypermeta.config import TrainConfig
+from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.registry import environment_names
 from hypermeta.errors import UsageError
 from hypermeta.families import method_defaults
@@ -219,31 +219,16 @@ def report_main(argv: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class EvalArgs:
-    run_dir: tyro.conf.Positional[Path]
+class EvalArgs(EvalSettings):
+    run_dir: tyro.conf.Positional[Path] = tyro.MISSING  # required; after the settings' defaults
     """A run directory (written by hypermeta train or sweep)."""
-    checkpoint: str = "latest"
-    """Which checkpoint: latest, or the update number of one saved (the last two are kept)."""
-    trials: int = 100
-    """Fresh trials (tasks) per run; the same tasks for every run."""
-    episodes: int | None = None
-    """Episodes per trial (default: as trained); more shows whether later episodes keep improving."""
-    seed: int = 0
-    """Seed of the evaluation's tasks and environments."""
-    train_seeds: tuple[int, ...] | None = None
-    """Only the runs of these training seeds (default: every run of the directory)."""
-    lr: tuple[float, ...] | None = None
-    """Only the runs of these learning rates (default: every run of the directory)."""
-    render: int = 0
-    """Also picture this many trials per run: grid-world paths (and VariBAD belief maps) as PNG,
-    MC-LS views as GIF, MuJoCo and Meta-World as MP4 (headless EGL or OSMesa)."""
 
 
 def eval_main(argv: list[str]) -> None:
     args = tyro.cli(EvalArgs, args=argv, prog="hypermeta eval",
                     description="Evaluate a run's saved policies on fresh tasks (per-episode returns with 95% CIs, "
                                 "success rates); results in RUN_DIR/eval/, training records untouched.")
-    from hypermeta.evaluate import EvalSettings, run_eval
+    from hypermeta.evaluate import run_eval
 
     settings = EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)})
     folder = run_eval(args.run_dir, settings)

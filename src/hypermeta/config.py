@@ -220,3 +220,24 @@ class TrainConfig:
         inference = InferenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in inference_data.items()})
         listed = {"seeds": tuple(data["seeds"]), "lr": tuple(data["lr"]), "log": tuple(data.get("log", ()))}
         return TrainConfig(**{**data, **listed}, model=model, ppo=ppo, inference=inference)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What `hypermeta eval` evaluates (`hypermeta.evaluate`)."""
+
+    checkpoint: str = "latest"
+    """Which checkpoint: latest, or the update number of one saved (the last two are kept)."""
+    trials: int = 100
+    """Fresh trials (tasks) per run; the same tasks for every run."""
+    episodes: int | None = None
+    """Episodes per trial (default: as trained); more shows whether later episodes keep improving."""
+    seed: int = 0
+    """Seed of the evaluation's tasks and environments."""
+    train_seeds: tuple[int, ...] | None = None
+    """Only the runs of these training seeds (default: every run of the directory)."""
+    lr: tuple[float, ...] | None = None
+    """Only the runs of these learning rates (default: every run of the directory)."""
+    render: int = 0
+    """Also picture this many trials per run: grid-world paths (and VariBAD belief maps) as PNG,
+    MC-LS views as GIF, MuJoCo and Meta-World as MP4 (headless EGL or OSMesa)."""

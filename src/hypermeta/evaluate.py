@@ -25,7 +25,6 @@ import csv
 import dataclasses
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from hypermeta.analysis.behaviour import (
     trial_steps,
     write_video,
 )
-from hypermeta.config import TrainConfig
+from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment
@@ -59,19 +58,6 @@ from hypermeta.training.learner import Learner
 from hypermeta.training.rollout import JaxCollector
 
 Z95 = 1.96
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """What `hypermeta eval` evaluates (see the module docstring)."""
-
-    checkpoint: str = "latest"
-    trials: int = 100
-    episodes: int | None = None
-    seed: int = 0
-    train_seeds: tuple[int, ...] | None = None
-    lr: tuple[float, ...] | None = None
-    render: int = 0
 
 
 def open_run(path: Path) -> tuple[RunDir, TrainConfig]:
