@@ -52,14 +52,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 SWEEP_LRS = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
 SWEEP_SEEDS = (73, 20, 3)
 MAX_RUNS = len(SWEEP_LRS) * len(SWEEP_SEEDS)
+CEILING_SHAPE = (960, 6400, 256)
+"""(m, k, n) of the ceiling matmul: a 960-frame update's batch through a hypernetwork head
+of the paper's size (in x embedding = 6,400 inputs)."""
 
 
 def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int, float]]:
@@ -70,8 +76,64 @@ def run_pairs(runs: int, default_seed: int, default_lr: float) -> list[tuple[int
     return sweep[:runs]
 
 
+def matmul_ceiling(shape: tuple[int, int, int] = CEILING_SHAPE, repeats: int = 7) -> float:
+    """GFLOP/s of one plain float32 matmul (m x k) @ (k x n), best of `repeats` timings:
+    the ceiling a network's big matmuls can reach on this machine, measured in this run."""
+    import jax
+
+    m, k, n = shape
+    a = jax.random.normal(jax.random.PRNGKey(0), (m, k))
+    b = jax.random.normal(jax.random.PRNGKey(1), (k, n))
+    matmul = jax.jit(lambda a, b: a @ b)
+    matmul(a, b).block_until_ready()
+    best, calls = float("inf"), 10
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            out = matmul(a, b)
+        out.block_until_ready()
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return 2 * m * k * n / best / 1e9
+
+
+def flops_per_frame(learner, state) -> float | None:
+    """Floating-point operations the networks spend per training frame, from XLA's own count
+    (`cost_analysis`) of one loop-free encoder step and one policy evaluation, times the
+    passes an update makes: acting runs both once; each PPO epoch runs the policy forward
+    and backward over every transition (backward ~ 2x forward, so 3 passes); where PPO
+    trains the encoder it is replayed over the whole rollout before every minibatch
+    ("transitions"; once per epoch with "envs"), 3 passes each. None for methods with an
+    ELBO (its cost is not modelled here)."""
+    import jax
+
+    from hypermeta.training import conditioning
+    from hypermeta.training.rollout import encoder_inputs
+
+    agent, cfg = learner.agent, learner.cfg.ppo
+    if learner.method.variational:
+        return None
+    carry = state.carry  # one run's num_envs environments
+    envs = cfg.num_envs
+
+    def cost(fn, *args) -> float:
+        analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        return float(analysis["flops"]) / envs
+
+    encode = lambda params, c: agent.encode(params, c.hidden, encoder_inputs(c))  # noqa: E731
+    encoder = cost(encode, state.params, carry)
+    _, latent = encode(state.params, carry)
+    policy = cost(lambda params, obs, latent, task: conditioning.policy(agent, params, state.norms, obs, latent, task,
+                                                                        False), state.params, carry.obs, latent,
+                  carry.trial_state.task)
+    replays = 0
+    if agent.method.encoder == "rl":
+        replays = cfg.epochs * (cfg.minibatches if cfg.minibatch == "transitions" else 1)
+    return (encoder + policy) + 3 * cfg.epochs * policy + 3 * replays * encoder
+
+
 def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, updates_per_chunk: int = 0,
-            vector_env: str = "sync", minibatch: str = "", sequence: str = "") -> dict:
+            vector_env: str = "sync", minibatch: str = "", sequence: str = "", physics: str = "") -> dict:
     """Time one configuration in this process (call it in a fresh process)."""
     import dataclasses
 
@@ -89,6 +151,8 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         base = dataclasses.replace(base, ppo=dataclasses.replace(base.ppo, minibatch=minibatch))
     if sequence:
         base = dataclasses.replace(base, model=dataclasses.replace(base.model, sequence=sequence))
+    if physics:
+        base = dataclasses.replace(base, physics=physics)
     pairs = run_pairs(runs, base.seeds[0], base.lr[0])
     cfg = dataclasses.replace(base, method=method, seeds=tuple(dict.fromkeys(s for s, _ in pairs)),
                               lr=tuple(dict.fromkeys(lr for _, lr in pairs)), vector_env=vector_env)
@@ -110,6 +174,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
     seconds = time.perf_counter() - t0
 
     frames = chunks * cfg.eval_interval * cfg.ppo.frames_per_update * runs
+    flops = None if on_host else flops_per_frame(learner, jax.tree.map(lambda x: x[0], states))
     return {
         "env": env,
         "method": method,
@@ -117,6 +182,7 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "updates_per_chunk": cfg.eval_interval,
         **({"minibatch": minibatch} if minibatch else {}),
         **({"sequence": sequence} if sequence else {}),
+        **({"physics": learner.env.physics} if hasattr(learner.env, "physics") else {}),  # the MuJoCo tasks' engine
         "parallel_runs": runs if on_host else resolve_parallel_runs(parallel_runs) or runs,
         **({"vector_env": vector_env} if on_host else {}),
         "backend": jax.default_backend(),
@@ -124,7 +190,35 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
         "seconds": round(seconds, 3),
         "compile_seconds": round(compile_seconds, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KB on Linux
+        **({"mflops_per_frame": round(flops / 1e6, 3)} if flops else {}),
     }
+
+
+def checkout(ref: str) -> Path:
+    """The tree of git commit `ref` of this repository, extracted into a temporary directory."""
+    repo = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="hypermeta-baseline-"))
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref], stdout=subprocess.PIPE, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def ratios(results: list[dict]) -> list[dict]:
+    """Frames/s ratios within each code version, one run: every env's RNN+HN against
+    Grid-World's RNN+HN (the physics' cost, same network) and RNN against RNN+HN per env."""
+    fps = {(r["code"], r["env"], r["method"], r.get("physics", "")): r["frames_per_second"]
+           for r in results if r["runs"] == 1 and "frames_per_second" in r}
+    lines = []
+    for (code, env, method, physics), value in fps.items():
+        grid = fps.get((code, "grid-world", "rnn-hn", ""))
+        if method == "rnn-hn" and env != "grid-world" and grid:
+            lines.append({"ratio": "rnn-hn frames/s vs grid-world rnn-hn", "code": code, "env": env,
+                          **({"physics": physics} if physics else {}), "value": round(value / grid, 3)})
+        hyper = fps.get((code, env, "rnn-hn", physics))
+        if method == "rnn" and hyper:
+            lines.append({"ratio": "rnn frames/s vs rnn-hn", "code": code, "env": env,
+                          **({"physics": physics} if physics else {}), "value": round(value / hyper, 2)})
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="PPO minibatches (PPOConfig.minibatch) to measure; default: the family's")
     parser.add_argument("--sequence", nargs="+", choices=["gru", "lstm", "transformer", "lru"], default=[""],
                         help="trajectory encoders (ModelConfig.sequence) to measure; default: the GRU")
+    parser.add_argument("--physics", nargs="+", choices=["mjx", "c"], default=[""],
+                        help="MuJoCo physics engine(s) (TrainConfig.physics) to measure; default: auto (C on a CPU)")
+    parser.add_argument("--baseline", metavar="GITREF",
+                        help="also measure every configuration with the code of this git commit (checked out into a "
+                             "temporary directory), alternating with the working tree: before/after in one run")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "RUNS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.chunks < 1 or args.updates_per_chunk < 0:
@@ -155,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:  # the child: measure one configuration, print its JSON line
         method, runs = args.one[0], int(args.one[1])
         print(json.dumps(measure(args.env[0], method, runs, args.chunks, args.parallel_runs, args.updates_per_chunk,
-                                 args.vector_env[0], args.minibatch[0], args.sequence[0])), flush=True)
+                                 args.vector_env[0], args.minibatch[0], args.sequence[0], args.physics[0])), flush=True)
         return 0
 
     from hypermeta.envs.registry import env_spec
@@ -185,21 +284,45 @@ def main(argv: list[str] | None = None) -> int:
             for envs in args.env_steps:
                 for vector in vectors[name]:
                     print(json.dumps(env_steps.measure(name, envs, steps=200, repeats=2, vector=vector)), flush=True)
-    failed = 0
-    configs = [(env, method, runs, vector, mb, seq) for env in args.env for method in args.methods for runs in args.runs
-               for vector in vectors[env] for mb in args.minibatch for seq in args.sequence]
-    for env, method, runs, vector, mb, seq in configs:
-        cmd = [sys.executable, __file__, "--env", env, "--one", method, str(runs), "--chunks", str(args.chunks),
-               "--parallel-runs", str(args.parallel_runs), "--updates-per-chunk", str(args.updates_per_chunk),
-               "--vector-env", vector] + (["--minibatch", mb] if mb else []) + (["--sequence", seq] if seq else [])
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr passes through
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            failed += 1
-            print(json.dumps({"env": env, "method": method, "runs": runs,
-                              "error": f"exit code {proc.returncode}"}), flush=True)
-            continue
-        print(lines[-1], flush=True)
+    baseline = checkout(args.baseline) if args.baseline else None
+    ceilings = [matmul_ceiling()]
+    print(json.dumps({"ceiling_gflops": round(ceilings[0], 1), "shape": CEILING_SHAPE}), flush=True)
+    failed, results = 0, []
+    configs = [(env, method, runs, vector, mb, seq, phys) for env in args.env for method in args.methods
+               for runs in args.runs for vector in vectors[env] for mb in args.minibatch for seq in args.sequence
+               for phys in args.physics]
+    for env, method, runs, vector, mb, seq, phys in configs:
+        options = ["--chunks", str(args.chunks), "--parallel-runs", str(args.parallel_runs),
+                   "--updates-per-chunk", str(args.updates_per_chunk), "--vector-env", vector]
+        options += (["--minibatch", mb] if mb else []) + (["--sequence", seq] if seq else [])
+        codes = [("working tree", __file__, options + (["--physics", phys] if phys else []), None)]
+        if baseline is not None:  # the old code knows only the options it had: no --physics (MJX was all it had)
+            codes.insert(0, (args.baseline, str(baseline / "benchmarks" / "throughput.py"), options, baseline / "src"))
+        flops = None
+        for code, script, opts, src in codes:
+            env_vars = {**os.environ, "PYTHONPATH": str(src)} if src else None
+            proc = subprocess.run([sys.executable, script, "--env", env, "--one", method, str(runs), *opts],
+                                  stdout=subprocess.PIPE, text=True, env=env_vars)  # stderr passes through
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                failed += 1
+                print(json.dumps({"env": env, "method": method, "runs": runs, "code": code,
+                                  "error": f"exit code {proc.returncode}"}), flush=True)
+                continue
+            result = json.loads(lines[-1])
+            flops = result.get("mflops_per_frame", flops)  # the same networks: the working tree's count serves both
+            result["code"] = code
+            if flops:
+                achieved = result["frames_per_second"] * flops / 1e3
+                result["mflops_per_frame"] = flops
+                result["ceiling_fraction"] = round(achieved / ceilings[0], 3)
+            results.append(result)
+        for result in results[-len(codes):]:
+            print(json.dumps(result), flush=True)
+    ceilings.append(matmul_ceiling())
+    print(json.dumps({"ceiling_gflops_after": round(ceilings[1], 1)}), flush=True)
+    for line in ratios(results):
+        print(json.dumps(line), flush=True)
     return 1 if failed else 0
 
 

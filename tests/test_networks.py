@@ -326,3 +326,46 @@ def test_diag_gaussian_std_floor():
     # the std is floored at 1e-6: log_prob at the mean = -2 * (log 1e-6 + 0.5 log 2 pi)
     expected = -2 * (np.log(1e-6) + 0.5 * np.log(2 * np.pi))
     np.testing.assert_allclose(dist.log_prob(jnp.zeros((2,))), expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- GRU replay
+
+
+def test_gru_sequence_equals_the_cells_scan_forward_exactly_and_its_autodiff_gradients():
+    """`gru_scan.gru_sequence` (the replay's GRU with its hand-written backward pass) against
+    a scan of flax's GRUCell with a reset zeroing the carry: the same hidden states bit for
+    bit, and the gradients of every parameter, the inputs and the initial state within float
+    rounding, with trial starts inside the sequence."""
+    import flax.linen as nn
+
+    from hypermeta.networks.gru_scan import gru_sequence
+
+    T, B, F, H = 12, 3, 5, 8
+    cell = nn.GRUCell(H)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    xs = jax.random.normal(keys[0], (T, B, F))
+    h0 = 0.5 * jax.random.normal(keys[1], (B, H))
+    resets = jnp.zeros((T, B), bool).at[4, 0].set(True).at[7, 2].set(True)
+    params = perturb(cell.init(keys[2], h0, xs[0])["params"], 1)  # hn's bias non-zero too
+    weights = jax.random.normal(keys[3], (T, B, H))
+
+    def reference(p, h0, xs):
+        def step(h, inputs):
+            x, reset = inputs
+            h, _ = cell.apply({"params": p}, jnp.where(reset[:, None], 0.0, h), x)
+            return h, h
+        return jax.lax.scan(step, h0, (xs, resets))
+
+    def loss(fn):
+        def value(p, h0, xs):
+            last, hs = fn(p, h0, xs)
+            return jnp.sum(weights * jnp.tanh(hs)) + jnp.sum(last**2)
+        return value
+
+    ours = lambda p, h0, xs: gru_sequence(p, h0, xs, resets)  # noqa: E731
+    np.testing.assert_array_equal(jax.jit(ours)(params, h0, xs)[1], jax.jit(reference)(params, h0, xs)[1])
+    want = jax.jit(jax.grad(loss(reference), argnums=(0, 1, 2)))(params, h0, xs)
+    got = jax.jit(jax.grad(loss(ours), argnums=(0, 1, 2)))(params, h0, xs)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

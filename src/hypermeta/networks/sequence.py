@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from hypermeta.config import ModelConfig
 from hypermeta.envs.base import Array
+from hypermeta.networks.gru_scan import gru_sequence
 
 
 def reset_where(reset: Array, carry: Any, initial: Any) -> Any:
@@ -39,7 +40,8 @@ class SequenceModel(nn.Module):
     `initial_carry`, `step` and `features` (the width of their output)."""
 
     parallel = False
-    """True where `sequence` is not a scan of `step` (a parallel form over the whole sequence)."""
+    """True where the model runs whole sequences itself (`sequence` is a parallel form, or
+    a scan with its own backward pass); False: the encoder scans its step."""
 
     @classmethod
     def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> SequenceModel:
@@ -65,9 +67,11 @@ class SequenceModel(nn.Module):
 
 class GRU(SequenceModel):
     """The paper's GRU (orthogonal kernels, zero initial state); its parameters are those of
-    `flax.linen.GRUCell`, held by the module itself."""
+    `flax.linen.GRUCell`, held by the module itself. Whole sequences (the PPO replay, the
+    ELBO) go through `gru_scan.gru_sequence`: the same steps, a cheaper backward pass."""
 
     features: int
+    parallel = True
 
     @classmethod
     def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> GRU:
@@ -85,6 +89,11 @@ class GRU(SequenceModel):
     def step(self, carry: Array, x: Array) -> tuple[Array, Array]:
         carry, _ = self.cell(carry, x)
         return carry, carry
+
+    def sequence(self, carry: Array, xs: Array, resets: Array) -> tuple[Array, Array]:
+        if self.is_initializing():  # the parameters do not exist yet: the cell creates them
+            return super().sequence(carry, xs, resets)
+        return gru_sequence(self.variables["params"], carry, xs, resets)
 
 
 class LSTM(SequenceModel):

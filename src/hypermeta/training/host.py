@@ -57,6 +57,7 @@ from hypermeta.training.rollout import (
     sample_step,
     step_record,
     update_keys,
+    vmap_runs,
 )
 
 if TYPE_CHECKING:  # the learner calls collectors; collectors only read it
@@ -106,11 +107,11 @@ class HostCollector:
         does not apply: all runs step together)."""
         self._learner = learner
         self._pretraining = jax.jit(jax.vmap(learner.pretraining))
-        self._policy = jax.jit(jax.vmap(self._policy_step))
+        self._policy = jax.jit(vmap_runs(self._policy_step))
         self._eval_policy = jax.jit(self._eval_step)
         self._keys = jax.jit(jax.vmap(lambda key: update_keys(key, self.cfg.ppo.num_steps)))
         self._eval_keys = jax.jit(jax.vmap(self._eval_seed))
-        self._learn = jax.jit(jax.vmap(learner.learn), donate_argnums=0)
+        self._learn = jax.jit(vmap_runs(learner.learn), donate_argnums=0)
         return self.chunk
 
     def close(self) -> None:
