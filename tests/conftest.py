@@ -15,6 +15,10 @@ import signal
 os.environ["XLA_FLAGS"] = " ".join([
     os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
 ]).strip()
+# hypermeta's own compilation cache (hypermeta.compile_cache) stays off in the tests and the
+# processes they start, so nothing is written to the home directory; the session cache below
+# serves the tests, and tests/test_compile_cache.py turns it on for its own children.
+os.environ["HYPERMETA_COMPILE_CACHE"] = "off"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -67,10 +67,11 @@ def random_obs_latent(seed: int, batch=(6,)):
 # --------------------------------------------------------------------------- bilinear hypernetwork
 
 
+@pytest.mark.parametrize("n_out", [3, 6], ids=["wide-input", "narrow-input"])  # both evaluation orders
 @pytest.mark.parametrize("hyper_init", ["bias", "kaiming"])
 @pytest.mark.parametrize("lead", [(), (3,), (4, 3)])
-def test_hyperdense_equals_per_sample_generated_network(lead, hyper_init):
-    n_in, n_embed, n_out = 4, 5, 3
+def test_hyperdense_equals_per_sample_generated_network(lead, hyper_init, n_out):
+    n_in, n_embed = 4, 5
     layer = HyperDense(n_out, hyper_init, normc(1.0))
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(*lead, n_in)), jnp.float32)

@@ -4,6 +4,10 @@ Nothing here imports Ray: the driver (hypermeta.cluster) wraps these functions i
 tasks. A cell trains its run directory as `hypermeta train` would, resuming whatever an
 earlier attempt left (Ray retries a cell whose worker died: it continues from the last
 checkpoint, and metrics.csv is cut back to that checkpoint, so nothing is counted twice).
+`train` sets up the persistent compilation cache on the worker (`hypermeta.compile_cache`:
+HYPERMETA_COMPILE_CACHE, which the driver's --compile-cache exports to local workers, else the
+worker's ~/.cache/hypermeta/jax), so a worker's later cells of the same configuration and a
+retried cell load the compiled chunk instead of compiling it again.
 Every attempt is recorded in OUT/.cluster/cells/NAME.json (node, process, the update it
 started from), which the driver's progress view and status file read.
 """

@@ -26,7 +26,25 @@ from hypermeta.sweep import SWEEP_LRS, SweepConfig
 
 
 @dataclass(frozen=True)
-class TrainArgs(TrainConfig):
+class CacheOption:
+    """The option of every command that compiles (train, sweep, reproduce, eval)."""
+
+    compile_cache: str | None = None
+    """JAX's persistent compilation cache: a directory, or "off". A configuration compiled once
+    starts in seconds in later processes (resumes, sweep cells, eval). Default:
+    $HYPERMETA_COMPILE_CACHE, else $XDG_CACHE_HOME/hypermeta/jax or ~/.cache/hypermeta/jax.
+    Results do not depend on it (hypermeta.compile_cache)."""
+
+
+def _setup_compile_cache(args: CacheOption) -> None:
+    """Before anything compiles; an unusable directory is one warning line, never an error."""
+    from hypermeta.compile_cache import setup
+
+    setup(args.compile_cache)
+
+
+@dataclass(frozen=True)
+class TrainArgs(TrainConfig, CacheOption):
     out: Path | None = None
     """Run directory to create (default: runs/ENV_METHOD_TIMESTAMP). Must not exist."""
     resume: Path | None = None
@@ -75,6 +93,7 @@ def train_main(argv: list[str]) -> None:
     args = tyro.cli(TrainArgs, args=argv, default=default, description=_description(), prog="hypermeta train")
     # Store the canonical method name, so 'RNN+HN' and 'rnn-hn' are the same run.
     cfg = dataclasses.replace(_config_of(args), method=get_method(args.method).name)
+    _setup_compile_cache(args)
     if stored is not None:
         stored = dataclasses.replace(stored, method=get_method(stored.method).name)
         given, kept = cfg.to_dict(), stored.to_dict()
@@ -102,7 +121,7 @@ def train_main(argv: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class SweepArgs(ClusterConfig, SweepConfig):
+class SweepArgs(ClusterConfig, SweepConfig, CacheOption):
     out: Path = Path("runs/sweep")
     """Sweep directory: one run directory per method under OUT/ENV/. Running the same
     command again skips finished methods and resumes interrupted ones."""
@@ -120,6 +139,7 @@ def sweep_main(argv: list[str]) -> None:
         env_spec(pre.env)
     args = tyro.cli(SweepArgs, args=argv, prog="hypermeta sweep",
                     description="Train methods x learning rates x seeds on one environment (the paper's protocol).")
+    _setup_compile_cache(args)  # also exported to the sweep's local Ray workers (HYPERMETA_COMPILE_CACHE)
     from hypermeta.sweep import run_sweep
 
     sweep = SweepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)})
@@ -134,7 +154,7 @@ def sweep_main(argv: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class ReproduceArgs(ClusterConfig):
+class ReproduceArgs(ClusterConfig, CacheOption):
     frames: int | None = None
     """Frames per run on every environment (default: the paper's budget of each environment:
     4M on grid-worlds, 75M on MuJoCo, 60M on MC-LS, 100M on ML10)."""
@@ -160,7 +180,7 @@ def reproduce_main(argv: list[str]) -> None:
         if argv and argv[0] not in ("-h", "--help", "--list"):
             raise UsageError(f"hypermeta reproduce needs a figure first, e.g. 'hypermeta reproduce fig9'; got {argv[0]!r}")
         print("usage: hypermeta reproduce FIGURE [--frames N] [--lr ...] [--seeds ...] [--envs ...] "
-              "[--state-embeds ...] [--out DIR] [--ray ADDRESS|auto|local]\n")
+              "[--state-embeds ...] [--out DIR] [--ray ADDRESS|auto|local] [--compile-cache PATH|off]\n")
         print("\n".join(describe(f) for f in FIGURES.values()))
         return
     figure = get_figure(argv[0])
@@ -173,6 +193,7 @@ def reproduce_main(argv: list[str]) -> None:
 
     if args.frames is not None and args.frames <= 0:
         raise UsageError(f"--frames must be positive, got {args.frames}")
+    _setup_compile_cache(args)
     out = args.out or Path("runs") / figure.name
     seeds = figure.seeds if args.seeds is None else args.seeds
     frames = {env: figure.budget(env) if args.frames is None else args.frames for env in envs}
@@ -219,7 +240,7 @@ def report_main(argv: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class EvalArgs(EvalSettings):
+class EvalArgs(EvalSettings, CacheOption):
     run_dir: tyro.conf.Positional[Path] = tyro.MISSING  # required; after the settings' defaults
     """A run directory (written by hypermeta train or sweep)."""
 
@@ -228,6 +249,7 @@ def eval_main(argv: list[str]) -> None:
     args = tyro.cli(EvalArgs, args=argv, prog="hypermeta eval",
                     description="Evaluate a run's saved policies on fresh tasks (per-episode returns with 95% CIs, "
                                 "success rates); results in RUN_DIR/eval/, training records untouched.")
+    _setup_compile_cache(args)
     from hypermeta.evaluate import run_eval
 
     settings = EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)})

@@ -55,14 +55,22 @@ class HyperDense(nn.Module):
         w_const = self.param("w_const", const_w_init, (n_in, self.features))
         b_head = self.param("b_head", head_init, (n_embed, self.features))
         b_const = self.param("b_const", zeros, (self.features,))
-        # Contract x with the heads first: t = x H_w viewed as (in, E*out), then with e.
-        # Same multiply-adds as the flattened outer product (x (x) e) H_w, but its
-        # gradient stays a canonical matmul when the program is vmapped over runs
-        # (measured 2.3x faster on CPU). Leading axes are flattened for the same reason.
+        # Leading axes are flattened so that every product below is a canonical matmul.
         lead = x.shape[:-1]
         x2, e2 = x.reshape(-1, n_in), e.reshape(-1, n_embed)
-        t = (x2 @ w_head.reshape(n_in, n_embed * self.features)).reshape(-1, n_embed, self.features)
-        y = jnp.einsum("nj,njo->no", e2, t) + x2 @ w_const + e2 @ b_head + b_const
+        if n_in < self.features:
+            # A narrow input (the 25-wide state embedding into 256 units): the flattened
+            # outer product (x (x) e) H_w is one matmul with a deep contraction (in*E).
+            outer = (x2[:, :, None] * e2[:, None, :]).reshape(-1, n_in * n_embed)
+            y = outer @ w_head
+        else:
+            # A wide input: contract x with the heads first, t = x H_w viewed as (in, E*out),
+            # then with e. The same multiply-adds with a smaller intermediate (E*out < in*E),
+            # and its gradient stays a canonical matmul when the program is vmapped over runs
+            # (measured 2.3x faster on CPU).
+            t = (x2 @ w_head.reshape(n_in, n_embed * self.features)).reshape(-1, n_embed, self.features)
+            y = jnp.einsum("nj,njo->no", e2, t)
+        y = y + x2 @ w_const + e2 @ b_head + b_const
         return y.reshape(*lead, self.features)
 
     @staticmethod

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from hypermeta import compile_cache
 from hypermeta.config import TrainConfig
 from hypermeta.rundir import RunDir, atomic_write_json, run_key
 from hypermeta.training.inference import ELBO_STATS
@@ -161,7 +162,12 @@ def _stop_requests() -> Iterator[threading.Event]:
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True) -> RunDir:
-    """Train every (seed, lr) run of `cfg` into the run directory `out`."""
+    """Train every (seed, lr) run of `cfg` into the run directory `out`.
+
+    Sets up the persistent compilation cache first (`hypermeta.compile_cache.setup()`: a
+    no-op when a command or the caller already did), so a Python caller and a Ray cell
+    load a configuration compiled before instead of compiling it again."""
+    compile_cache.setup()
     validate(cfg)
     run = RunDir(out) if resume else RunDir.create(out, cfg)
     learner = Learner(cfg)
