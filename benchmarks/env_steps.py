@@ -4,11 +4,13 @@ Steps `envs` copies of an environment inside its `TrialWrapper` (auto-resets, ne
 done bits: what training pays for) with uniform random actions, in one jitted
 `lax.scan` of `steps` steps over a `vmap`, and prints one JSON line per (env, envs):
 
-    {"env", "envs", "steps", "backend", "env_steps_per_second", "seconds", "compile_seconds", "peak_rss_mb"}
+    {"env", "envs", "steps", "backend", "physics", "env_steps_per_second", "seconds", "compile_seconds", "peak_rss_mb"}
 
 - compile_seconds: the first call (compilation plus one scan).
 - seconds: wall time of `--repeats` further calls; env_steps_per_second counts every
   environment's steps (envs * steps * repeats / seconds).
+- physics: the MuJoCo tasks' physics backend (`--physics mjx c`; "auto": C on a CPU, MJX
+  elsewhere; `--threads N` steps the C backend's batch in N threads); "-" for other envs.
 - peak_rss_mb: peak resident memory of this process so far (configurations run in order
   in one process, so read it as an upper bound for the later ones).
 
@@ -19,6 +21,7 @@ first call's `steps` steps (building the simulators included).
 
     python benchmarks/env_steps.py --env mc-ls --envs 1024
     python benchmarks/env_steps.py --env grid-world mc-ls --envs 16 128 1024
+    python benchmarks/env_steps.py --env cheetah-dir ant-dir walker-params --envs 16 --steps 200 --physics mjx c
     python benchmarks/env_steps.py --env ml10 --envs 8 --steps 500 --repeats 2 --vector sync async
     python benchmarks/env_steps.py --env grid-world gymnax:MetaMaze-misc \
         xland:XLand-MiniGrid-R1-9x9:benchmark=tests/data/xland/trivial-500   # the adapters (extras gymnax, xland)
@@ -33,15 +36,16 @@ import sys
 import time
 
 
-def measure(env_name: str, envs: int, steps: int, repeats: int, env=None, vector: str = "sync") -> dict:
+def measure(env_name: str, envs: int, steps: int, repeats: int, env=None, vector: str = "sync",
+            physics: str = "auto") -> dict:
     """Time `envs` copies of the registered `env_name` (or of `env`, an Environment built
-    with other settings, reported under `env_name`)."""
+    with other settings, reported under `env_name`); `physics`: the MuJoCo tasks' backend."""
     import jax
 
     from hypermeta.envs import TrialWrapper, make_env
     from hypermeta.envs.host import HostEnvironment
 
-    env = make_env(env_name) if env is None else env
+    env = make_env(env_name, physics=physics) if env is None else env
     if isinstance(env, HostEnvironment):
         return measure_host(env_name, env, envs, steps, repeats, vector)
     trial = TrialWrapper(env, env.episodes_per_trial)
@@ -72,6 +76,7 @@ def measure(env_name: str, envs: int, steps: int, repeats: int, env=None, vector
         "envs": envs,
         "steps": steps,
         "backend": jax.default_backend(),
+        "physics": getattr(env, "physics", "-"),
         "env_steps_per_second": round(envs * steps * repeats / seconds),
         "seconds": round(seconds, 3),
         "compile_seconds": round(compile_seconds, 3),
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first one")
     parser.add_argument("--vector", nargs="+", choices=["sync", "async"], default=["sync"],
                         help="gymnasium vector env(s) for host environments (ml10); JAX environments ignore it")
+    parser.add_argument("--physics", nargs="+", choices=["auto", "mjx", "c"], default=["auto"],
+                        help="physics backend(s) of the MuJoCo tasks (auto: c on a CPU); other envs ignore it")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of the C physics backend per batch (default: hypermeta.envs.mujoco_c.THREADS)")
     args = parser.parse_args(argv)
     if min(args.envs) < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--envs, --steps and --repeats must be >= 1")
@@ -132,14 +141,20 @@ def main(argv: list[str] | None = None) -> int:
             env_spec(name)
         except UsageError as err:
             parser.error(str(err))
+    from hypermeta.envs import mujoco_c
     from hypermeta.envs.host import HostEnvironment
+    from hypermeta.envs.mjx_env import MjxEnv
     from hypermeta.envs.registry import make_env
 
+    if args.threads is not None:
+        mujoco_c.THREADS = args.threads
     for name in args.env:
         vectors = args.vector if isinstance(make_env(name), HostEnvironment) else ["sync"]
+        physics = args.physics if isinstance(make_env(name), MjxEnv) else ["auto"]
         for envs in args.envs:
             for vector in vectors:
-                print(json.dumps(measure(name, envs, args.steps, args.repeats, vector=vector)), flush=True)
+                for p in physics:
+                    print(json.dumps(measure(name, envs, args.steps, args.repeats, vector=vector, physics=p)), flush=True)
     return 0
 
 

@@ -86,7 +86,7 @@ def measure_solver(name: str, episodes: int) -> dict:
 
     from hypermeta.envs import make_env
 
-    fast = make_env(name)
+    fast = make_env(name, physics="mjx")  # the MJX solver's budget (C's is the same settings, float64)
     full = dataclasses.replace(fast, solver_iterations=100, ls_iterations=50)
     return {
         "measure": "solver", "env": name,

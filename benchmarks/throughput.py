@@ -14,6 +14,19 @@ evaluation per call) and prints one JSON line:
 - peak_rss_mb: peak resident memory of the process that measured this configuration;
   every configuration runs in a fresh subprocess (`--one METHOD RUNS`).
 
+- mflops_per_frame: floating-point operations of the networks per training frame, from
+  XLA's own count of one encoder step and one policy evaluation times the passes an update
+  makes (`flops_per_frame`; methods with an ELBO: not modelled, omitted).
+- ceiling_fraction: frames_per_second x mflops_per_frame as a fraction of the ceiling,
+  the GFLOP/s of one plain (960 x 6,400) @ (6,400 x 256) float32 matmul (a 960-frame
+  update's batch through a hypernetwork head of the paper's size) timed by the parent
+  process before the first configuration (`ceiling_gflops`) and again after the last.
+- ratios (last lines): one run's frames/s of each env's RNN+HN against Grid-World's RNN+HN
+  (same network: the ratio is the physics' cost) and of RNN against RNN+HN.
+- `--baseline GITREF`: every configuration is also measured with the code of that commit
+  (extracted to a temporary directory, run with its own benchmarks/throughput.py),
+  alternating with the working tree, so before and after come from one run of the machine.
+
 Configurations: the default `TrainConfig` of the environment (`--env`, default grid-world:
 `hypermeta.families.method_defaults(env, method)`, 16 envs x 60 steps = 960 frames per
 update, eval every 5 updates; mc-ls: 16 x 800 = 12,800, eval every 10) with the method
@@ -34,6 +47,11 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
     python benchmarks/throughput.py --env mc-ls --methods rnn-hn --runs 1 --chunks 1
     # the trajectory encoder's sequence model (ModelConfig.sequence) with and without HN
     python benchmarks/throughput.py --methods rnn rnn-hn --runs 1 --sequence gru lstm transformer lru
+    # before/after: this code against another commit, in the same run of the machine
+    python benchmarks/throughput.py --methods rnn rnn-hn vi-hn --runs 1 --baseline 7bbe164
+    # the MuJoCo tasks on C MuJoCo (the CPU default) and on MJX, with Grid-World for the ratios
+    python benchmarks/throughput.py --env grid-world cheetah-vel ant-dir walker-params --methods rnn rnn-hn \
+        --runs 1 --chunks 2 --updates-per-chunk 3 --physics c mjx
     # the MuJoCo tasks: env steps/s at 16 and 128 envs, then RNN and RNN+HN training
     python benchmarks/throughput.py --env cheetah-dir cheetah-vel ant-dir walker-params \
         --methods rnn rnn-hn --runs 1 --chunks 2 --updates-per-chunk 2 --env-steps 16 128
@@ -277,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Vector envs matter only for host environments.
     vectors = {env: args.vector_env if isinstance(make_env(env), HostEnvironment) else ["sync"] for env in args.env}
+    # The physics engine matters only for the MuJoCo tasks.
+    engines = {env: args.physics if hasattr(make_env(env), "physics") else [""] for env in args.env}
     if args.env_steps:
         import env_steps  # the sibling script (this directory is on sys.path)
 
@@ -290,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     failed, results = 0, []
     configs = [(env, method, runs, vector, mb, seq, phys) for env in args.env for method in args.methods
                for runs in args.runs for vector in vectors[env] for mb in args.minibatch for seq in args.sequence
-               for phys in args.physics]
+               for phys in engines[env]]
     for env, method, runs, vector, mb, seq, phys in configs:
         options = ["--chunks", str(args.chunks), "--parallel-runs", str(args.parallel_runs),
                    "--updates-per-chunk", str(args.updates_per_chunk), "--vector-env", vector]

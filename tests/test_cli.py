@@ -553,3 +553,17 @@ def test_resume_keeps_the_stored_state_embedding(capsys, tmp_path, monkeypatch):
     code, _, err = run_cli(["train", "--resume", str(tmp_path)], capsys)
     assert code == 0, err
     assert calls[0].model.policy_state_embed == 256
+
+
+def test_a_new_run_records_the_physics_engine_it_uses_on_mujoco_tasks():
+    """"auto" is stored as the engine it picked (C on this CPU) for a MuJoCo task, an explicit
+    engine as given, and left "auto" where there is no physics (Grid-World); a run recorded
+    with "mjx" resumed with "auto" on this CPU is refused, not switched."""
+    from hypermeta.training.loop import recorded_config
+
+    cheetah = TrainConfig(env="cheetah-vel")
+    assert recorded_config(cheetah).physics == "c"
+    assert recorded_config(dataclasses.replace(cheetah, physics="mjx")).physics == "mjx"
+    assert recorded_config(TrainConfig(env="grid-world")).physics == "auto"
+    assert recorded_config(cheetah).differences(cheetah) == []
+    assert dataclasses.replace(cheetah, physics="mjx").differences(cheetah) == ["physics"]

@@ -1,19 +1,23 @@
-"""Tests of the MuJoCo tasks on MJX: dynamics and rewards against C MuJoCo, reward terms and
-termination on hand-made states, task sampling, the Ant's contact-force term, trial
-semantics and the family settings.
+"""Tests of the MuJoCo tasks: the two physics backends (MJX, C MuJoCo through a callback)
+against each other and against an independent reference, reward terms and termination on
+hand-made states, task sampling, the Ant's contact-force term, trial semantics, the
+physics setting and the family settings.
 
-The C reference is the `mujoco` Python bindings stepping the same model (same physics
-options) with the same clipped actions; its observations and rewards are computed here
-from the C data with numpy, written from the task definitions, not from the env code
-(control costs on the raw, unclipped action, as in the authors' envs).
-Comparisons are teacher-forced: every step starts both simulators from the MJX state, so
-a 100-step trajectory checks 100 transitions without chaos amplifying float32 rounding.
+The reference is the `mujoco` Python bindings stepping the same model (same physics
+options) with the same clipped actions in a fresh MjData (`c_step`); its observations and
+rewards are computed here from the C data with numpy, written from the task definitions,
+not from the env code (control costs on the raw, unclipped action, as in the authors' envs).
+Comparisons are teacher-forced: every step starts both backends (and the reference) from
+the same state, so a 100-step trajectory checks 100 transitions without chaos amplifying
+float32 rounding. Tests that are not about MJX run on the C backend (nothing to compile).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -21,21 +25,28 @@ import mujoco
 import numpy as np
 import pytest
 
-from hypermeta.envs import TrialWrapper, make_env
+from hypermeta.config import TrainConfig
+from hypermeta.envs import TrialWrapper, make_env, mujoco_c
 from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.ant_dir import healthy as ant_healthy
 from hypermeta.envs.half_cheetah import HalfCheetah
-from hypermeta.envs.mjx_env import MjxState
+from hypermeta.envs.mjx_env import MjxState, gymnasium_asset
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.envs.walker_params import healthy as walker_healthy
+from hypermeta.errors import UsageError
 from hypermeta.families import family_defaults
 
 STEPS = 100
+C = {"physics": "c"}
 
 
 @functools.cache
 def jitted(env):
     return jax.jit(env.reset), jax.jit(env.step)
+
+
+def on(env, physics: str):
+    return dataclasses.replace(env, physics=physics)
 
 
 def c_model_for(env, task: np.ndarray) -> mujoco.MjModel:
@@ -49,7 +60,7 @@ def c_model_for(env, task: np.ndarray) -> mujoco.MjModel:
 
 
 def c_step(env, model: mujoco.MjModel, state: MjxState, action: np.ndarray) -> mujoco.MjData:
-    """C MuJoCo's transition from the MJX state: frame_skip mj_steps with the clipped action."""
+    """C MuJoCo's transition from the state: frame_skip mj_steps with the clipped action."""
     data = mujoco.MjData(model)
     data.qpos[:] = np.asarray(state.qpos, np.float64)
     data.qvel[:] = np.asarray(state.qvel, np.float64)
@@ -90,31 +101,56 @@ def reference_transition(env, task: np.ndarray, state: MjxState, data: mujoco.Mj
     return obs, reward, done
 
 
-def compare_with_c(env, seed: int = 0, steps: int = STEPS) -> dict[str, np.ndarray]:
-    """Teacher-forced errors of MJX against C MuJoCo along a `steps`-step random-action
-    trajectory of one task (the episode restarts when it ends). Actions are drawn from
-    U(-1.2, 1.2) so that clipping (physics) and the unclipped control cost are exercised too."""
-    reset, step = jitted(env)
+def errors(a, b, into: dict[str, list], prefix: str = "") -> None:
+    """Append the largest absolute differences of two step outputs (obs, next state, reward,
+    done; numpy arrays or the reference's C data) to `into`."""
+    (obs_a, qpos_a, qvel_a, reward_a, done_a), (obs_b, qpos_b, qvel_b, reward_b, done_b) = a, b
+    into[prefix + "qpos"].append(np.abs(np.asarray(qpos_a, np.float64) - qpos_b).max())
+    into[prefix + "qvel"].append(np.abs(np.asarray(qvel_a, np.float64) - qvel_b).max())
+    into[prefix + "obs"].append(np.abs(np.asarray(obs_a, np.float64) - obs_b).max())
+    into[prefix + "reward"].append(abs(float(reward_a) - float(reward_b)))
+    into[prefix + "done"].append(bool(done_a) != bool(done_b))
+
+
+def compare_backends(env, seed: int = 0, steps: int = STEPS) -> dict[str, np.ndarray]:
+    """Teacher-forced errors along MJX's `steps`-step random-action trajectory of one task
+    (the episode restarts when it ends): MJX against C ("qpos", "qvel", "obs", "reward",
+    "done") and C against the numpy reference ("ref_..."). Actions are drawn from
+    U(-1.2, 1.2) so that clipping (physics) and the unclipped control cost are exercised too.
+    (Along C's trajectory the default Ant spends more steps in the contacts where MJX's
+    pyramidal cone differs: 90th percentile of qpos differences 5e-3 instead of 3e-5.)"""
+    c_reset, c_env_step = jitted(on(env, "c"))
+    _, mjx_step = jitted(on(env, "mjx"))
     key = jax.random.PRNGKey(seed)
     task = env.sample_task(key)
     task_np = np.asarray(task, np.float64)
     model = c_model_for(env, task_np)
     actions = np.random.default_rng(seed).uniform(-1.2, 1.2, (steps, env.action_space.shape[0])).astype(np.float32)
-    _, state = reset(key, task)
-    errors = {"qpos": [], "qvel": [], "obs": [], "reward": [], "done": []}
+    _, state = c_reset(key, task)
+    err = {f"{p}{k}": [] for p in ("", "ref_") for k in ("qpos", "qvel", "obs", "reward", "done")}
     for t in range(steps):
+        step_key, action = jax.random.PRNGKey(t), jnp.asarray(actions[t])
+        obs, next_state, reward, done, _ = c_env_step(step_key, state, action, task)
+        c_out = (obs, next_state.qpos, next_state.qvel, reward, done)
+        m_obs, m_next, m_reward, m_done, _ = mjx_step(step_key, state, action, task)
+        errors((m_obs, m_next.qpos, m_next.qvel, m_reward, m_done), c_out, err)
         data = c_step(env, model, state, actions[t])
         obs_ref, reward_ref, done_ref = reference_transition(env, task_np, state, data, actions[t])
-        obs, next_state, reward, done, _ = step(jax.random.PRNGKey(t), state, jnp.asarray(actions[t]), task)
-        errors["qpos"].append(np.abs(np.asarray(next_state.qpos) - data.qpos).max())
-        errors["qvel"].append(np.abs(np.asarray(next_state.qvel) - data.qvel).max())
-        errors["obs"].append(np.abs(np.asarray(obs) - obs_ref).max())
-        errors["reward"].append(abs(float(reward) - reward_ref))
-        errors["done"].append(bool(done) != done_ref)
-        state = next_state
-        if bool(done):
-            _, state = reset(jax.random.PRNGKey(1000 + t), task)
-    return {k: np.asarray(v) for k, v in errors.items()}
+        errors(c_out, (obs_ref, data.qpos, data.qvel, reward_ref, done_ref), err, "ref_")
+        state = m_next
+        if bool(m_done):
+            _, state = c_reset(jax.random.PRNGKey(1000 + t), task)
+    return {k: np.asarray(v) for k, v in err.items()}
+
+
+def assert_matches_reference(err: dict[str, np.ndarray]) -> None:
+    """The C backend is the reference's transition rounded to float32 (the same C calls on
+    the same float64 state), and its task code computes the reference's reward and
+    observation up to float32 arithmetic (measured maxima: qpos 1.2e-7, qvel 1.8e-6,
+    observation 9.5e-7, reward 2.5e-6)."""
+    assert err["ref_qpos"].max() < 1e-6 and err["ref_qvel"].max() < 1e-5, (err["ref_qpos"].max(), err["ref_qvel"].max())
+    assert err["ref_obs"].max() < 1e-5 and err["ref_reward"].max() < 2e-5, (err["ref_obs"].max(), err["ref_reward"].max())
+    assert not err["ref_done"].any()
 
 
 # --------------------------------------------------------------------------- MJX == C MuJoCo
@@ -135,29 +171,47 @@ EXACT_CASES = [  # env, tolerances for qpos, qvel and observations, reward
 
 
 @pytest.mark.parametrize("env, tolerance", EXACT_CASES)
-def test_mjx_matches_c_mujoco_over_100_steps(env, tolerance):
+def test_backends_match_over_100_steps(env, tolerance):
     qpos_tol, qvel_tol, reward_tol = tolerance
-    err = compare_with_c(env)
+    err = compare_backends(env)
     assert err["qpos"].max() < qpos_tol, err["qpos"].max()
     assert err["qvel"].max() < qvel_tol, err["qvel"].max()
     assert err["obs"].max() < qvel_tol, err["obs"].max()
     assert err["reward"].max() < reward_tol, err["reward"].max()
     assert not err["done"].any()
+    assert_matches_reference(err)
 
 
 @pytest.mark.parametrize("env", [pytest.param(AntDir(), id="ant-dir"), pytest.param(WalkerParams(), id="walker-params")])
-def test_default_physics_matches_c_mujoco_on_most_steps(env):
+def test_default_physics_backends_match_on_most_steps(env):
     """The tasks as trained (the model files' pyramidal cone, 4 / 8 solver iterations).
     MJX 3.3's pyramidal contact forces differ from C MuJoCo's on some Ant steps with
     active contacts, also in float64 with a converged solver (its elliptic cone matches,
     above); the Walker's unconverged 4-iteration solves differ on a few steps. Measured
     over these 100 steps: 90% of transitions within 3e-5 in qpos and 2e-4 in reward; the
     worst 1.4e-2 in qpos and 0.054 in reward."""
-    err = compare_with_c(env)
+    err = compare_backends(env)
     assert np.quantile(err["qpos"], 0.9) < 1e-4
     assert np.quantile(err["reward"], 0.9) < 1e-3
     assert err["reward"].max() < 0.1
     assert not err["done"].any()
+    assert_matches_reference(err)
+
+
+@pytest.mark.parametrize("env", [HalfCheetah(), AntDir()], ids=["cheetah", "ant"])
+def test_reset_is_the_same_on_both_backends(env):
+    """The reset's forward kinematics: the Cheetah's observation reads the torso's xpos; MJX
+    leaves the Ant's free-joint quaternion normalised (the reset noise makes it non-unit),
+    and so does the C backend."""
+    task = jnp.array([1.0])
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    obs_c, state_c = jax.jit(jax.vmap(on(env, "c").reset, (0, None)))(keys, task)
+    obs_mjx, state_mjx = jax.jit(jax.vmap(on(env, "mjx").reset, (0, None)))(keys, task)
+    np.testing.assert_allclose(obs_c, obs_mjx, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(state_c), jax.tree.leaves(state_mjx), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    if isinstance(env, AntDir):
+        np.testing.assert_allclose(np.linalg.norm(state_c.qpos[:, 3:7], axis=-1), 1.0, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- hand-made states
@@ -183,7 +237,7 @@ def step_at(env, state, action, task):
 
 
 def test_cheetah_dir_reward_is_direction_times_velocity_minus_control_cost():
-    env = HalfCheetah(task="direction")
+    env = HalfCheetah(task="direction", **C)
     state = at(env, jnp.array([1.0]), qvel={0: 2.0})  # running forward at 2 m/s
     action = np.full(6, 0.5)
     _, forward_state, forward, _, info = step_at(env, state, action, jnp.array([1.0]))
@@ -196,7 +250,7 @@ def test_cheetah_dir_reward_is_direction_times_velocity_minus_control_cost():
 
 
 def test_cheetah_vel_reward_is_minus_speed_error_minus_control_cost():
-    env = HalfCheetah(task="velocity")
+    env = HalfCheetah(task="velocity", **C)
     state = at(env, jnp.array([1.0]), qvel={0: 2.0})
     for target in (0.5, 3.0):
         _, _, reward, _, info = step_at(env, state, np.zeros(6), jnp.array([target]))
@@ -207,10 +261,10 @@ def test_cheetah_vel_reward_is_minus_speed_error_minus_control_cost():
 # (env, task, control-cost coefficient): the authors' half_cheetah_dir.py / half_cheetah_vel.py
 # 0.5 * 1e-1, ant_dir.py 0.5, walker2d_rand_params.py 1e-3, each times sum(action^2).
 CONTROL_COST_CASES = [
-    pytest.param(HalfCheetah(task="direction"), [1.0], 0.05, id="cheetah-dir"),
-    pytest.param(HalfCheetah(task="velocity"), [1.5], 0.05, id="cheetah-vel"),
-    pytest.param(AntDir(), [1.0], 0.5, id="ant-dir"),
-    pytest.param(WalkerParams(), None, 1e-3, id="walker-params"),
+    pytest.param(HalfCheetah(task="direction", **C), [1.0], 0.05, id="cheetah-dir"),
+    pytest.param(HalfCheetah(task="velocity", **C), [1.5], 0.05, id="cheetah-vel"),
+    pytest.param(AntDir(**C), [1.0], 0.5, id="ant-dir"),
+    pytest.param(WalkerParams(**C), None, 1e-3, id="walker-params"),
 ]
 
 
@@ -243,7 +297,7 @@ def test_out_of_range_actions_are_clipped_for_the_physics_but_cost_their_full_sq
 
 
 def test_control_cost_is_the_raw_actions_square_per_actuator():
-    env = HalfCheetah(task="direction")
+    env = HalfCheetah(task="direction", **C)
     task = jnp.array([1.0])
     action = np.array([-3.0, -1.5, -0.5, 0.0, 2.0, 0.25], np.float32)
     _, _, reward, _, info = step_at(env, at(env, task), action, task)
@@ -251,7 +305,7 @@ def test_control_cost_is_the_raw_actions_square_per_actuator():
     assert reward == pytest.approx(info["velocity"] - info["control_cost"], abs=1e-5)
 
 
-@pytest.mark.parametrize("env", [HalfCheetah(), AntDir(), WalkerParams()], ids=["cheetah", "ant", "walker"])
+@pytest.mark.parametrize("env", [HalfCheetah(**C), AntDir(**C), WalkerParams(**C)], ids=["cheetah", "ant", "walker"])
 def test_episode_times_out_after_200_steps(env):
     task = env.sample_task(jax.random.PRNGKey(0))
     assert env.max_episode_steps == 200
@@ -262,7 +316,7 @@ def test_episode_times_out_after_200_steps(env):
 def test_ant_direction_projects_the_torso_velocity():
     state_fields = {"qvel": {0: 1.0, 1: 0.5}}
     for directions in ("forward-backward", "angle"):
-        env = AntDir(directions=directions)
+        env = AntDir(directions=directions, **C)
         state = at(env, jnp.array([1.0]), **state_fields)
         _, moved, _, _, plus = step_at(env, state, np.zeros(8), jnp.array([1.0]))
         _, _, _, _, minus = step_at(env, state, np.zeros(8), jnp.array([-1.0]))
@@ -275,7 +329,7 @@ def test_ant_direction_projects_the_torso_velocity():
 
 
 def test_ant_reward_terms_and_contact_forces():
-    env = AntDir()
+    env = AntDir(**C)
     task = jnp.array([1.0])
     # Standing: let it settle onto its legs for 20 steps with zero actions.
     state = at(env, task)
@@ -301,7 +355,7 @@ def test_ant_health_rule(height, healthy):
 def test_ant_episode_ends_when_unhealthy_after_the_step(height):
     """(Below 0.2 the torso's 0.25 m sphere is in the floor and gets pushed out, so in
     practice only the upper bound ends episodes: the rule itself is tested above.)"""
-    env = AntDir()
+    env = AntDir(**C)
     task = jnp.array([1.0])
     state = at(env, task, qpos={2: height}, qvel={i: 0.0 for i in range(14)})
     _, after, _, done, info = step_at(env, state, np.zeros(8), task)
@@ -309,7 +363,12 @@ def test_ant_episode_ends_when_unhealthy_after_the_step(height):
     assert done == (height == 1.2)
 
 
-@pytest.mark.parametrize("env", [HalfCheetah(), AntDir(), WalkerParams()], ids=["cheetah", "ant", "walker"])
+@pytest.mark.parametrize("env", [
+    pytest.param(HalfCheetah(**C), id="cheetah-c"), pytest.param(AntDir(**C), id="ant-c"),
+    pytest.param(WalkerParams(**C), id="walker-c"),
+    # MJX lets the NaN propagate; C MuJoCo would reset the state unless told not to (mujoco_c).
+    pytest.param(AntDir(physics="mjx"), id="ant-mjx"), pytest.param(WalkerParams(physics="mjx"), id="walker-mjx"),
+])
 def test_non_finite_state_ends_the_episode_without_nan(env):
     task = env.sample_task(jax.random.PRNGKey(0))
     obs, _, reward, done, info = step_at(env, at(env, task, qvel={0: jnp.nan}), np.zeros(env.action_space.shape), task)
@@ -327,7 +386,7 @@ def test_walker_health_rule(height, angle, healthy):
 
 @pytest.mark.parametrize("qpos, done", [({}, False), ({1: 2.1}, True), ({2: 1.2}, True), ({2: -1.2}, True)])
 def test_walker_episode_ends_when_unhealthy_after_the_step(qpos, done):
-    env = WalkerParams()
+    env = WalkerParams(**C)
     task = env.sample_task(jax.random.PRNGKey(3))
     state = at(env, task, qpos=qpos, qvel={i: 0.0 for i in range(9)})
     _, after, _, d, info = step_at(env, state, np.zeros(6), task)
@@ -335,7 +394,7 @@ def test_walker_episode_ends_when_unhealthy_after_the_step(qpos, done):
 
 
 def test_walker_reward_and_observation_clip():
-    env = WalkerParams()
+    env = WalkerParams(**C)
     task = env.sample_task(jax.random.PRNGKey(3))
     _, _, reward, _, info = step_at(env, at(env, task, qvel={0: 1.0}), np.full(6, 0.5), task)
     assert info["control_cost"] == pytest.approx(1e-3 * 6 * 0.25)
@@ -384,24 +443,52 @@ def test_walker_samples_65_independent_log_uniform_coefficients():
 
 
 def test_walker_coefficients_are_applied_per_env_of_a_batch():
-    env = WalkerParams()
+    """MJX: a batch of models. C: each env's values written into the model before its step.
+    A vmapped batch (here two vmapped axes, 2 x 3 envs) must step each env with its own
+    physics: the same as stepping it alone, and different between tasks."""
+    env = WalkerParams(**C)
     tasks = jnp.asarray(sample_tasks(env, 3, seed=5))
     models = jax.vmap(env.model_for)(tasks)
     for i in range(3):
         for name, value in env.split_task(tasks[i]).items():
             np.testing.assert_array_equal(getattr(models, name)[i], value)
     # Same state and action, three physics: three different transitions, each the one its
-    # own (unbatched) model gives.
+    # own (unbatched) task gives.
     state = at(env, tasks[0], qvel={0: 1.0, 3: 2.0, 6: -2.0})
-    batch_state = jax.tree.map(lambda x: jnp.stack([x] * 3), state)
-    action = jnp.full((3, 6), 0.7)
-    _, next_states, _, _, _ = jax.jit(jax.vmap(env.step))(jax.random.split(jax.random.PRNGKey(0), 3),
-                                                         batch_state, action, tasks)
+    batch_state = jax.tree.map(lambda x: jnp.stack([jnp.stack([x] * 3)] * 2), state)
+    batch_tasks = jnp.stack([tasks, tasks[::-1]])
+    keys = jax.random.split(jax.random.PRNGKey(0), 6).reshape(2, 3, -1)
+    step = jax.jit(jax.vmap(jax.vmap(env.step)))
+    _, next_states, _, _, _ = step(keys, batch_state, jnp.full((2, 3, 6), 0.7), batch_tasks)
     for i in range(3):
         _, single, _, _, _ = step_at(env, state, np.full(6, 0.7), tasks[i])
-        np.testing.assert_allclose(next_states.qvel[i], single.qvel, atol=1e-4)
-    assert np.abs(np.asarray(next_states.qvel[0] - next_states.qvel[1])).max() > 1e-2
-    assert np.abs(np.asarray(next_states.qvel[1] - next_states.qvel[2])).max() > 1e-2
+        np.testing.assert_array_equal(next_states.qvel[0, i], single.qvel)
+        np.testing.assert_array_equal(next_states.qvel[1, 2 - i], single.qvel)
+        data = c_step(env, c_model_for(env, np.asarray(tasks[i], np.float64)), state, np.full(6, 0.7))
+        np.testing.assert_allclose(next_states.qvel[0, i], data.qvel, atol=1e-5)
+    assert np.abs(np.asarray(next_states.qvel[0, 0] - next_states.qvel[0, 1])).max() > 1e-2
+    assert np.abs(np.asarray(next_states.qvel[0, 1] - next_states.qvel[0, 2])).max() > 1e-2
+    # The stepper writes its own model copy; the shared cached model keeps the file's values.
+    file_model = mujoco.MjModel.from_xml_path(str(gymnasium_asset(env.xml)))
+    assert np.array_equal(env.models[0].body_mass, file_model.body_mass)
+
+
+@pytest.mark.parametrize("env", [AntDir(**C), WalkerParams(**C)], ids=["ant", "walker"])
+def test_c_batch_split_over_threads_is_the_serial_batch(env):
+    """`CStepper.threads`: contiguous chunks stepped in parallel give the serial results
+    exactly (Walker: each thread writes parameters into its own model copy)."""
+    n = 7
+    tasks = jnp.asarray(sample_tasks(env, n, seed=2))
+    _, states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(1), n), tasks)
+    ctrl = np.random.default_rng(0).uniform(-1, 1, (n, env.action_space.shape[0]))
+    names = tuple(env.model_fields(tasks[0]))
+    fields = jax.vmap(env.model_fields)(tasks)
+    params = [np.asarray(fields[name]) for name in names]
+    inputs = (np.asarray(states.qpos), np.asarray(states.qvel), np.asarray(states.qacc_warmstart), ctrl, *params)
+    serial = mujoco_c.CStepper(env.models[0], env.frame_skip, env.contact_forces, names, threads=1).step_batch(*inputs)
+    threaded = mujoco_c.CStepper(env.models[0], env.frame_skip, env.contact_forces, names, threads=2).step_batch(*inputs)
+    for a, b in zip(serial, threaded, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # --------------------------------------------------------------------------- trials and settings
@@ -422,7 +509,7 @@ def run_trial(env, episodes: int, steps: int, seed: int = 0):
 
 
 def test_cheetah_trial_is_one_200_step_episode_then_a_new_task():
-    trial, out = run_trial(HalfCheetah(task="velocity"), 1, 401)
+    trial, out = run_trial(HalfCheetah(task="velocity", **C), 1, 401)
     assert trial.observation_space.shape == (20,)  # one episode per trial: no done bit
     done_steps = [t for t, (_, _, done, _, _) in enumerate(out) if done]
     assert done_steps == [199, 399]
@@ -431,7 +518,7 @@ def test_cheetah_trial_is_one_200_step_episode_then_a_new_task():
 
 
 def test_walker_trial_is_two_episodes_of_one_task_with_a_done_bit():
-    trial, out = run_trial(WalkerParams(), 2, 120)
+    trial, out = run_trial(WalkerParams(**C), 2, 120)
     assert trial.observation_space.shape == (18,)
     episode_ends = [t for t, (_, _, _, ended, _) in enumerate(out) if ended]
     trial_ends = [t for t, (_, _, done, _, _) in enumerate(out) if done]
@@ -472,3 +559,30 @@ def test_family_settings_are_the_references():
     assert shapes == {"cheetah-dir": ((20,), (6,)), "cheetah-vel": ((20,), (6,)), "ant-dir": ((27,), (8,)),
                       "ant-dir-angle": ((27,), (8,)), "walker-params": ((17,), (6,))}
     assert make_env("ant-dir-angle").directions == "angle" and make_env("ant-dir").directions == "forward-backward"
+
+
+# --------------------------------------------------------------------------- physics setting
+
+
+def test_physics_auto_is_c_on_a_cpu_and_other_envs_ignore_it():
+    assert jax.default_backend() == "cpu"
+    assert make_env("cheetah-dir").physics == "c" and make_env("walker-params", physics="auto").physics == "c"
+    assert make_env("ant-dir", physics="mjx").physics == "mjx" and make_env("ant-dir-angle", physics="c").physics == "c"
+    assert make_env("grid-world", physics="mjx") == make_env("grid-world")
+    with pytest.raises(UsageError, match="unknown MuJoCo physics 'gpu'"):
+        make_env("ant-dir", physics="gpu")
+
+
+def test_physics_setting_round_trips_and_auto_compares_as_resolved():
+    """config.json keeps what was asked for; `differences` reads "auto" as what it means on
+    this machine (c on a CPU), so resuming a "c" run with "auto" here is the same run, and an
+    "mjx" run is not (it would switch physics)."""
+    cfg = dataclasses.replace(family_defaults("ant-dir"), physics="c")
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    old = cfg.to_dict()
+    del old["physics"]  # a config.json written before the setting existed
+    assert TrainConfig.from_dict(old).physics == "auto"
+    auto = dataclasses.replace(cfg, physics="auto")
+    assert auto.differences(cfg) == [] and cfg.differences(auto) == []
+    assert auto.differences(dataclasses.replace(cfg, physics="mjx")) == ["physics"]
+    assert cfg.differences(dataclasses.replace(cfg, physics="mjx")) == ["physics"]

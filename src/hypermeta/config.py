@@ -151,6 +151,17 @@ class InferenceConfig:
     task_decoder: tuple[int, ...] = (32, 32)
 
 
+def resolve_physics(physics: str) -> str:
+    """The MuJoCo physics `physics` ("auto", "mjx" or "c") means on this machine: "auto" is
+    "c" where JAX runs on the CPU (C MuJoCo is ~10x faster there than MJX), "mjx" on a GPU
+    or TPU (thousands of environments at once without host round trips)."""
+    if physics != "auto":
+        return physics
+    import jax  # here, not at the top: this module is the schema and imports no JAX
+
+    return "c" if jax.default_backend() == "cpu" else "mjx"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One `hypermeta train` invocation: one env, one method, seeds x learning rates."""
@@ -182,6 +193,11 @@ class TrainConfig:
     """Environments stepped in Python (ml10): gymnasium's SyncVectorEnv steps them one after
     another in this process; "async" (AsyncVectorEnv) gives each its own process. The JAX
     environments ignore it."""
+    physics: Literal["auto", "mjx", "c"] = "auto"
+    """Physics of the MuJoCo tasks (cheetah, ant, walker; the others ignore it): "mjx" (MJX,
+    compiled into the training program: fast on GPUs), "c" (MuJoCo's C library through a
+    callback: ~10x faster than MJX on a CPU, nothing to compile) or "auto" (c on a CPU, mjx
+    elsewhere). Same model and solver settings: results differ at float precision only."""
     log: tuple[Literal["tensorboard", "wandb"], ...] = ()
     """Logging sinks besides metrics.csv (always written): "tensorboard", "wandb" (W&B; set
     WANDB_MODE=offline to log without an account), both or neither; the same scalars, one
@@ -203,8 +219,11 @@ class TrainConfig:
     def differences(self, other: TrainConfig) -> list[str]:
         """Fields that differ from `other`, ignoring parallel_runs, vector_env (they change
         speed, not results) and log (where the same scalars are also sent: a resumed run or a
-        sweep may add or drop a sink)."""
+        sweep may add or drop a sink). physics "auto" counts as what it means on this machine,
+        so a run recorded with "c" and resumed with "auto" on a GPU (mjx) is refused, not switched."""
         mine, theirs = self.to_dict(), other.to_dict()
+        if "auto" in (self.physics, other.physics):  # "auto" is what it means on this machine
+            mine["physics"], theirs["physics"] = resolve_physics(self.physics), resolve_physics(other.physics)
         return [k for k in mine if k not in ("parallel_runs", "vector_env", "log") and mine.get(k) != theirs.get(k)]
 
     def to_dict(self) -> dict:

@@ -102,7 +102,7 @@ def selected_runs(cfg: TrainConfig, settings: EvalSettings) -> list[int]:
 
 def eval_env(cfg: TrainConfig, episodes: int | None) -> EnvironmentBase:
     """The run's environment with `episodes` per trial (None: as trained)."""
-    env = make_env(cfg.env)
+    env = make_env(cfg.env, physics=cfg.physics)
     trained = env.episodes_per_trial
     if episodes is None or episodes == trained:
         return env
@@ -268,7 +268,7 @@ def run_eval(path: Path, settings: EvalSettings, say=print) -> Path:
     learner = Learner(dataclasses.replace(cfg, eval_trials=settings.trials), env=env)
     k = env.episodes_per_trial
     header = {"env": cfg.env, "method": cfg.method, "checkpoint": step, "frames_per_run": step * cfg.ppo.frames_per_update,
-              "episodes": k, "trained_episodes": make_env(cfg.env).episodes_per_trial, "trials": settings.trials,
+              "episodes": k, "trained_episodes": make_env(cfg.env, physics=cfg.physics).episodes_per_trial, "trials": settings.trials,
               "seed": settings.seed, "ci": "95% normal approximation over trials (mean +- 1.96 s.e.)"}
     folder = run.path / "eval" / eval_name(step, k, settings.trials, settings.seed)
     say(f"{cfg.method} on {cfg.env}: checkpoint at update {step}, {len(indices)} run(s) x {settings.trials} trials of "

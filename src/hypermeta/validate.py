@@ -17,7 +17,7 @@ from hypermeta.networks.observation import OBS_ENCODERS
 
 def validate(cfg: TrainConfig) -> None:
     """Reject impossible settings with a message naming the value and what is allowed."""
-    make_env(cfg.env)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
+    make_env(cfg.env, physics=cfg.physics)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
     get_method(cfg.method)
     p = cfg.ppo
     if cfg.frames <= 0:

@@ -17,11 +17,11 @@ The torso's velocity is the change of the free joint's xy (qpos[:2], the torso
 frame's position) over the env step. The contact forces `cfrc_ext` are filled
 only by the post-constraint recursive Newton-Euler pass in MuJoCo >= 2.0 (MuJoCo
 1.50, which the paper used, always ran it); here they are the forces of the
-state after the step: one extra `forward` pass, then that pass. (After an RK4
-step MJX's contacts and body positions are those of an intermediate RK4 stage,
-unlike C MuJoCo's; the extra pass makes both the same, measured in
-tests/test_mujoco.py.) The episode ends when the torso's height leaves
-[0.2, 1.0] or the state is not finite.
+state after the step: one extra `forward` pass, then that pass, in either physics
+backend (`MjxEnv.contact_forces`; after an RK4 step MJX's contacts and body
+positions are those of an intermediate RK4 stage, unlike C MuJoCo's; the extra
+pass makes both the same, measured in tests/test_mujoco.py). The episode ends
+when the torso's height leaves [0.2, 1.0] or the state is not finite.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Literal
 import jax.numpy as jnp
 
 from hypermeta.envs.base import Array, PRNGKey
-from hypermeta.envs.mjx_env import MjxEnv, MjxState, _require_mujoco, control_cost, sample_sign
+from hypermeta.envs.mjx_env import MjxEnv, MjxState, control_cost, sample_sign
 
 CONTROL_COST = 0.5
 CONTACT_COST = 0.5e-3
@@ -50,6 +50,7 @@ class AntDir(MjxEnv):
 
     xml = "ant.xml"
     frame_skip = 5
+    contact_forces = True
 
     def __post_init__(self) -> None:
         if self.directions not in ("forward-backward", "angle"):
@@ -78,9 +79,7 @@ class AntDir(MjxEnv):
     def step(
         self, key: PRNGKey, state: MjxState, action: Array, task: Array
     ) -> tuple[Array, MjxState, Array, Array, dict[str, Array]]:
-        _, mjx = _require_mujoco()
-        data, model = self.physics_step(state, action, task)
-        data = mjx.rne_postconstraint(model, mjx.forward(model, data))
+        data, model = self.physics_step(state, action, task)  # with the contact forces (contact_forces)
         velocity = (data.qpos[:2] - state.qpos[:2]) / self.dt
         forward_reward = jnp.dot(velocity, self.direction(task))
         cost = control_cost(CONTROL_COST, action)  # the raw action, not the clipped one

@@ -16,6 +16,13 @@ are computed on the raw, unclipped action, as in the authors' envs (their
 `ctrl_cost` squares the action the policy sampled, and nothing between the
 Gaussian policy and `env.step` clips it). So an action outside [-1, 1] moves the
 robot no further than +-1 but costs its full square.
+
+Two physics backends step the same tasks (`MjxEnv.physics`): "mjx", MJX inside the
+compiled program (fast on GPUs), and "c", MuJoCo's C library through a `jax.pure_callback`
+over the batch (`hypermeta.envs.mujoco_c`; ~10x faster than MJX on a CPU, and nothing to
+compile). Both return the MuJoCo data fields the tasks read, so observations, rewards and
+terminations are one JAX code; the carried state is `MjxState` for both, so checkpoints
+do not depend on the backend.
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from hypermeta.envs import mujoco_c
 from hypermeta.envs.base import Array, Box, Environment, PRNGKey
 from hypermeta.errors import UsageError
 
@@ -41,6 +49,9 @@ from hypermeta.errors import UsageError
 # contact steps (benchmarks/mjx_physics.py; docs/design.md, "MuJoCo tasks on MJX").
 SOLVER_ITERATIONS = 4
 LS_ITERATIONS = 8
+
+Physics = Literal["mjx", "c"]
+PHYSICS: tuple[str, ...] = ("mjx", "c")
 
 
 def _require_mujoco() -> tuple[Any, Any]:
@@ -142,6 +153,13 @@ class MjxEnv(Environment):
     """Friction-cone override, "pyramidal" or "elliptic" (None: the model file's, pyramidal).
     MJX 3.3's pyramidal contact forces differ from C MuJoCo's at some contact steps, its
     elliptic ones match (docs/design.md, "MuJoCo tasks on MJX"); the Ant's equality test uses elliptic."""
+    physics: Physics = "mjx"
+    """Physics backend: "mjx" (MJX in the compiled program) or "c" (MuJoCo's C library via a
+    callback, `hypermeta.envs.mujoco_c`). Same model and solver settings, float64 in C and
+    float32 in MJX. `make_env(name, physics=...)` sets it ("auto": C on CPUs)."""
+    contact_forces = False
+    """Whether the task reads `cfrc_ext` (the Ant): the physics step then adds a forward pass
+    and the post-constraint Newton-Euler pass that fills it."""
 
     @property
     def models(self) -> tuple[Any, Any]:
@@ -171,9 +189,20 @@ class MjxEnv(Environment):
     def obs_dim(self) -> int:
         raise NotImplementedError
 
+    def model_fields(self, task: Array) -> dict[str, Array]:
+        """Model fields that `task` sets (none unless physics is the task, as Walker's)."""
+        return {}
+
     def model_for(self, task: Array) -> Any:
         """The MJX model of `task` (the same for every task unless physics is the task)."""
-        return self.mjx_model
+        fields = self.model_fields(task)
+        return self.mjx_model.replace(**fields) if fields else self.mjx_model
+
+    @property
+    def c_stepper(self) -> mujoco_c.CStepper:
+        """The C backend's stepper: the same C model as `models`, Walker's fields per env."""
+        names = tuple(jax.eval_shape(self.model_fields, jax.ShapeDtypeStruct((self.task_dim,), jnp.float32)))
+        return mujoco_c.stepper(self.models[0], self.frame_skip, self.contact_forces, names)
 
     def observation(self, data: Any, model: Any) -> Array:
         raise NotImplementedError
@@ -191,9 +220,15 @@ class MjxEnv(Environment):
         return qpos, qvel
 
     def reset(self, key: PRNGKey, task: Array) -> tuple[Array, MjxState]:
+        qpos, qvel = self.initial_qpos_qvel(key)
+        if self.physics == "c":
+            qpos = mujoco_c.normalize_quaternions(self.models[0], qpos)  # as MJX's kinematics does
+            # Only positions (xpos) are computed; dead code unless the observation reads them.
+            xpos = self.c_stepper.kinematics(qpos)
+            data = mujoco_c.CData(qpos=qpos, qvel=qvel, qacc_warmstart=jnp.zeros_like(qvel), xpos=xpos)
+            return self.observation(data, None), MjxState.of(data, jnp.zeros((), jnp.int32))
         _, mjx = _require_mujoco()
         model = self.model_for(task)
-        qpos, qvel = self.initial_qpos_qvel(key)
         data = mjx.make_data(model).replace(qpos=qpos, qvel=qvel)
         # Positions only: the observation needs body positions, and the first step's
         # `mjx.step` recomputes everything from qpos / qvel anyway.
@@ -202,14 +237,26 @@ class MjxEnv(Environment):
 
     def physics_step(self, state: MjxState, action: Array, task: Array) -> tuple[Any, Any]:
         """Apply the action, clipped to the ctrlrange [-1, 1], for `frame_skip` physics steps;
-        returns (data, model). The clipped action stays in here: control costs square the
-        raw action (see the module docstring)."""
+        returns (data, model): an `mjx.Data` and its model, or a `mujoco_c.CData` and None
+        (nothing the tasks compute from it reads the model). The clipped action stays in
+        here: control costs square the raw action (see the module docstring).
+
+        With `contact_forces`, `cfrc_ext` holds the contact forces of the state after the
+        step: one extra forward pass, then the post-constraint Newton-Euler pass (after an
+        RK4 step MJX's contacts are those of an intermediate stage, unlike C MuJoCo's; the
+        extra pass makes both the same)."""
+        ctrl = jnp.clip(action, -1.0, 1.0)
+        if self.physics == "c":
+            data = self.c_stepper.step(state.qpos, state.qvel, state.qacc_warmstart, ctrl, self.model_fields(task))
+            return data, None
         _, mjx = _require_mujoco()
         model = self.model_for(task)
         data = mjx.make_data(model).replace(
-            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, ctrl=jnp.clip(action, -1.0, 1.0)
+            qpos=state.qpos, qvel=state.qvel, qacc_warmstart=state.qacc_warmstart, ctrl=ctrl
         )
         data = jax.lax.fori_loop(0, self.frame_skip, lambda _, d: mjx.step(model, d), data)
+        if self.contact_forces:
+            data = mjx.rne_postconstraint(model, mjx.forward(model, data))
         return data, model
 
     def finish(

@@ -6,17 +6,20 @@ one adapter module plus one line of `ADAPTERS` (`gymnax:NAME`, `xland:ENV_ID`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
+from hypermeta.config import resolve_physics
 from hypermeta.envs import gymnax_env, ml10, xland
 from hypermeta.envs.ant_dir import AntDir
 from hypermeta.envs.base import EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.half_cheetah import HalfCheetah
 from hypermeta.envs.mc_ls import MCLS
+from hypermeta.envs.mjx_env import PHYSICS, MjxEnv
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.errors import UsageError
 
@@ -106,6 +109,13 @@ def env_spec(name: str) -> EnvSpec:
     raise UsageError(f"unknown environment {name!r}; choose one of: {', '.join(environment_names())}")
 
 
-def make_env(name: str) -> EnvironmentBase:
-    """Build the environment registered as `name`."""
-    return env_spec(name).make()
+def make_env(name: str, physics: str = "auto") -> EnvironmentBase:
+    """Build the environment registered as `name`. `physics` ("auto", "mjx" or "c") sets
+    the MuJoCo tasks' physics backend (`MjxEnv.physics`; "auto": C on a CPU, MJX
+    elsewhere); the other environments ignore it."""
+    if physics != "auto" and physics not in PHYSICS:
+        raise UsageError(f"unknown MuJoCo physics {physics!r}; allowed: 'auto', {', '.join(map(repr, PHYSICS))}")
+    env = env_spec(name).make()
+    if isinstance(env, MjxEnv):
+        env = dataclasses.replace(env, physics=resolve_physics(physics))
+    return env

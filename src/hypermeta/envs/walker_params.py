@@ -12,13 +12,15 @@ The task is 65 absolute physics values, in the authors' order: body_mass (8),
 body_inertia (8 x 3), dof_damping (9), geom_friction (8 x 3). Each element is
 its default times 1.5**U(-3, 3) (damping: 1.3**U(-3, 3)), drawn independently.
 `model_for(task)` writes them into the MJX model, so a vmapped batch of envs is a
-batch of models.
+batch of models; the C backend writes each env's values into its MjModel before
+stepping that env (`hypermeta.envs.mujoco_c`).
 
 Derived constants (body_invweight0, dof_invweight0, used by the constraint
 solver's regularisation) are *not* recomputed after the change: MJX has no
 `mj_setConst`, recomputing on the host would take task sampling out of the
 compiled program, and the authors' mujoco-py 0.5.7 wrote the same fields
-directly too. Measured (benchmarks/mjx_physics.py): one-step qpos differences
+directly too. The C backend does the same (no `mj_setConst`), so both backends
+simulate the same model. Measured (benchmarks/mjx_physics.py): one-step qpos differences
 of ~1e-3 (contact softness), no change in random-action returns; see
 docs/design.md ("MuJoCo tasks on MJX").
 """
@@ -84,8 +86,10 @@ class WalkerParams(MjxEnv):
             start += default.size
         return out
 
-    def model_for(self, task: Array):
-        return self.mjx_model.replace(**self.split_task(task))
+    def model_fields(self, task: Array) -> dict[str, Array]:
+        """The task's 65 values, written into the MJX model (`model_for`) or, on the C
+        backend, into the stepper's own MjModel before each environment's step."""
+        return self.split_task(task)
 
     def observation(self, data, model) -> Array:
         return jnp.concatenate([data.qpos[1:], jnp.clip(data.qvel, -10.0, 10.0)]).astype(jnp.float32)

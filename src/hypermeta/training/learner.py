@@ -64,7 +64,7 @@ class Learner:
         """`env`: the environment to train on (default: the one registered as `cfg.env`);
         `collector`: how rollouts are collected (default: `make_collector` for `env`'s kind)."""
         self.cfg = cfg
-        self.env = env = make_env(cfg.env) if env is None else env
+        self.env = env = make_env(cfg.env, physics=cfg.physics) if env is None else env
         self.wrapper = TrialWrapper(env, env.episodes_per_trial)
         self.method = get_method(cfg.method)
         self.agent = Agent(
@@ -208,4 +208,5 @@ class Learner:
         """
         init = jax.jit(self.init)
         states = [init(jnp.asarray(s), jnp.asarray(lr, jnp.float32)) for s, lr in zip(seeds, lrs, strict=True)]
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+        # One jitted stack: ~50 separate per-leaf stacks cost ~0.9 s of dispatch in every process.
+        return jax.jit(lambda *runs: jax.tree.map(lambda *xs: jnp.stack(xs), *runs))(*states)

@@ -15,6 +15,7 @@ are unaffected; its returns are not a learning result.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -29,7 +30,9 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hypermeta import compile_cache
-from hypermeta.config import TrainConfig
+from hypermeta.config import TrainConfig, resolve_physics
+from hypermeta.envs.mjx_env import MjxEnv
+from hypermeta.envs.registry import make_env
 from hypermeta.rundir import RunDir, atomic_write_json, run_key
 from hypermeta.training.inference import ELBO_STATS
 from hypermeta.training.learner import Learner, pretrain_updates
@@ -161,6 +164,15 @@ def _stop_requests() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def recorded_config(cfg: TrainConfig) -> TrainConfig:
+    """The configuration a new run directory records: on a MuJoCo task, the physics engine
+    the run uses instead of "auto", so a resume on another kind of machine keeps it (or is
+    refused, `TrainConfig.differences`) and never switches engines silently."""
+    if isinstance(make_env(cfg.env), MjxEnv):
+        return dataclasses.replace(cfg, physics=resolve_physics(cfg.physics))
+    return cfg
+
+
 def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True) -> RunDir:
     """Train every (seed, lr) run of `cfg` into the run directory `out`.
 
@@ -169,6 +181,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
     load a configuration compiled before instead of compiling it again."""
     compile_cache.setup()
     validate(cfg)
+    if not resume:
+        cfg = recorded_config(cfg)
     run = RunDir(out) if resume else RunDir.create(out, cfg)
     learner = Learner(cfg)
     states = learner.init_runs([s for s, _ in cfg.runs], [lr for _, lr in cfg.runs])
