@@ -22,7 +22,9 @@ evaluation per call) and prints one JSON line:
   update's batch through a hypernetwork head of the paper's size) timed by the parent
   process before the first configuration (`ceiling_gflops`) and again after the last.
 - ratios (last lines): one run's frames/s of each env's RNN+HN against Grid-World's RNN+HN
-  (same network: the ratio is the physics' cost) and of RNN against RNN+HN.
+  ("value"; and "per_flop", the same per network FLOP: the MuJoCo family's networks are about
+  2x Grid-World's, state embedding 256 instead of 25, so per FLOP the ratio is the share of
+  the time not spent on physics) and of RNN against RNN+HN.
 - `--baseline GITREF`: every configuration is also measured with the code of that commit
   (extracted to a temporary directory, run with its own benchmarks/throughput.py),
   alternating with the working tree, so before and after come from one run of the machine.
@@ -226,12 +228,18 @@ def ratios(results: list[dict]) -> list[dict]:
     Grid-World's RNN+HN (the physics' cost, same network) and RNN against RNN+HN per env."""
     fps = {(r["code"], r["env"], r["method"], r.get("physics", "")): r["frames_per_second"]
            for r in results if r["runs"] == 1 and "frames_per_second" in r}
+    flops = {(r["env"], r["method"]): r["mflops_per_frame"] for r in results if r.get("mflops_per_frame")}
     lines = []
     for (code, env, method, physics), value in fps.items():
         grid = fps.get((code, "grid-world", "rnn-hn", ""))
         if method == "rnn-hn" and env != "grid-world" and grid:
-            lines.append({"ratio": "rnn-hn frames/s vs grid-world rnn-hn", "code": code, "env": env,
-                          **({"physics": physics} if physics else {}), "value": round(value / grid, 3)})
+            line = {"ratio": "rnn-hn frames/s vs grid-world rnn-hn", "code": code, "env": env,
+                    **({"physics": physics} if physics else {}), "value": round(value / grid, 3)}
+            if (env, method) in flops and ("grid-world", method) in flops:
+                # The MuJoCo family's networks are larger (state embedding 256, not 25): per
+                # network FLOP, the ratio is the share of the time not spent on physics.
+                line["per_flop"] = round(value * flops[env, method] / (grid * flops["grid-world", method]), 3)
+            lines.append(line)
         hyper = fps.get((code, env, "rnn-hn", physics))
         if method == "rnn" and hyper:
             lines.append({"ratio": "rnn frames/s vs rnn-hn", "code": code, "env": env,

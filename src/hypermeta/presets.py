@@ -21,26 +21,28 @@ GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 # Frames per second, summed over runs, measured with benchmarks/throughput.py at the
 # paper's Grid-World sizes: a 2-core CPU (runs one after another; auto parallel_runs)
 # and one H100 with all 15 runs of a sweep vmapped. Methods not measured yet use the
-# slowest measured figure. RNN and RNN+HN on the CPU were re-measured with the reference's
-# defaults (transition minibatches, state embedding 25; docs/design.md "Measured: fidelity"),
-# RNN+S and Kaiming take those figures; the other methods' figures (and the GPU's) were measured
-# before, with environment-axis minibatches (a few % faster for them) and state embedding 256.
+# slowest measured figure. RNN, RNN+HN and VI+HN on the CPU were re-measured on 2026-12-03
+# (docs/design.md "Measured: speed on a CPU": one run is no longer vmapped, the replay's GRU
+# has its own backward pass); RNN+S and Kaiming take RNN's and RNN+HN's figures; the other
+# methods' CPU figures predate those changes (each is faster now: conservative), and the
+# GPU's were measured before the reference's PPO minibatches.
 MEASURED_FPS = {
-    "cpu": {"rnn": 4_250, "rnn-s": 4_250, "rnn-hn": 2_500, "rnn-hn-kaiming": 2_500,
-            "vi": 5_400, "vi-hn": 1_200, "ti-naive": 6_160, "ti": 5_300, "ti-pp": 6_180, "ti-hn": 1_160,
+    "cpu": {"rnn": 9_800, "rnn-s": 9_800, "rnn-hn": 3_900, "rnn-hn-kaiming": 3_900,
+            "vi": 5_400, "vi-hn": 2_480, "ti-naive": 6_160, "ti": 5_300, "ti-pp": 6_180, "ti-hn": 1_160,
             "ti-pp-hn": 1_210, "bi-pp-hn": 930, "multi-hn": 1_600, "rnn-hn-ti": 1_330, "rnn-hn-bi": 1_150,
             "rnn-s-ti": 6_410},
     "gpu": {"rnn": 260_000, "rnn-s": 260_000, "rnn-hn": 170_000, "rnn-hn-kaiming": 170_000},
 }
 
 # The MuJoCo tasks and ML10 train slower (physics in every step): their own figures, 2-core
-# CPU, benchmarks/throughput.py, one run (cheetah-vel stands for both Cheetahs; ML10 with its
-# 20 evaluation trials every 5 updates, so conservative). Not measured on a GPU yet: those
-# figures have no GPU estimate.
-_CHEETAH_CPU, _ANT_CPU = {"rnn": 1_980, "rnn-hn": 800}, {"rnn": 170, "rnn-hn": 120}
+# CPU, benchmarks/throughput.py, one run. MuJoCo with C physics (the CPU default; 2026-12-03;
+# cheetah-dir's stands for both Cheetahs, the slower of the two for RNN+HN); ML10 with its 20
+# evaluation trials every 5 updates, so conservative. Not measured on a GPU yet: those figures
+# have no GPU estimate.
+_CHEETAH_CPU, _ANT_CPU = {"rnn": 3_480, "rnn-hn": 1_480}, {"rnn": 2_160, "rnn-hn": 1_770}
 ENV_FPS = {
     "cpu": {"cheetah-dir": _CHEETAH_CPU, "cheetah-vel": _CHEETAH_CPU, "ant-dir": _ANT_CPU, "ant-dir-angle": _ANT_CPU,
-            "walker-params": {"rnn": 580, "rnn-hn": 420}, "ml10": {"rnn": 490, "rnn-hn": 300, "vi-hn": 280}},
+            "walker-params": {"rnn": 2_200, "rnn-hn": 1_040}, "ml10": {"rnn": 490, "rnn-hn": 300, "vi-hn": 280}},
     "gpu": {},
 }
 

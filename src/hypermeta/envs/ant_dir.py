@@ -51,6 +51,7 @@ class AntDir(MjxEnv):
     xml = "ant.xml"
     frame_skip = 5
     contact_forces = True
+    c_threads = 2  # its physics is costly enough to split over two threads (MjxEnv.c_threads)
 
     def __post_init__(self) -> None:
         if self.directions not in ("forward-backward", "angle"):

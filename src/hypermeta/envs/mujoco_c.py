@@ -41,8 +41,9 @@ from hypermeta.envs.base import Array
 # MuJoCo from printing them; the disabled auto-reset keeps the non-finite state.
 _SILENCED_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
 
-THREADS = 1
-"""Worker threads per batch (see `CStepper.threads`; measured in docs/design.md)."""
+THREADS: int | None = None
+"""Worker threads per batch for every task (`CStepper.threads`); None: each task's own
+`MjxEnv.c_threads` (benchmarks/env_steps.py --threads sets this)."""
 
 
 @struct.dataclass
@@ -211,5 +212,5 @@ def normalize_quaternions(model: Any, qpos: Array) -> Array:
 def stepper(model: Any, frame_skip: int, contact_forces: bool, param_names: tuple[str, ...],
             threads: int | None = None) -> CStepper:
     """The stepper of a (cached, shared) C model and these settings: one per process, so
-    its MjData are allocated once. `threads`: default THREADS."""
-    return CStepper(model, frame_skip, contact_forces, param_names, THREADS if threads is None else threads)
+    its MjData are allocated once. `threads`: default THREADS, else 1."""
+    return CStepper(model, frame_skip, contact_forces, param_names, threads or THREADS or 1)
