@@ -210,7 +210,7 @@ def normalize_quaternions(model: Any, qpos: Array) -> Array:
 
 @functools.cache
 def stepper(model: Any, frame_skip: int, contact_forces: bool, param_names: tuple[str, ...],
-            threads: int | None = None) -> CStepper:
+            threads: int = 1) -> CStepper:
     """The stepper of a (cached, shared) C model and these settings: one per process, so
-    its MjData are allocated once. `threads`: default THREADS, else 1."""
-    return CStepper(model, frame_skip, contact_forces, param_names, threads or THREADS or 1)
+    its MjData are allocated once (`MjxEnv.c_stepper` chooses `threads`)."""
+    return CStepper(model, frame_skip, contact_forces, param_names, threads)

@@ -49,12 +49,12 @@ class WalkerParams(MjxEnv):
     episodes_per_trial: int = 2
 
     xml = "walker2d.xml"
-    c_threads = 2  # its physics is costly enough to split over two threads (MjxEnv.c_threads)
     frame_skip = 4
     timestep = 0.004
     integrator = "RK4"
     reset_noise = 5e-3
     qvel_noise = "uniform"
+    c_threads = 2  # its physics is costly enough to split over two threads (MjxEnv.c_threads)
 
     @property
     def obs_dim(self) -> int:

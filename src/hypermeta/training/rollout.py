@@ -185,9 +185,6 @@ def chunk_means(totals: dict, num_updates: Array | int) -> dict:
     return jax.tree.map(lambda t: t / jnp.maximum(num_updates, 1), totals)
 
 
-# --- the JAX collector ---------------------------------------------------------------------
-
-
 def vmap_runs(fn: Callable) -> Callable:
     """`jax.vmap(fn)` over a leading run axis, except that a single run is not vmapped.
 
@@ -203,6 +200,9 @@ def vmap_runs(fn: Callable) -> Callable:
         return jax.tree.map(lambda x: x[None], out)
 
     return mapped
+
+
+# --- the JAX collector ---------------------------------------------------------------------
 
 
 @singledispatch
