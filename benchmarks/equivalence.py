@@ -41,10 +41,12 @@ CASES: list[tuple[str, str, str, int, dict]] = [
     ("grid_multi-hn", "grid-world", "multi-hn", 2, {}),
     ("grid_rnn-hn-bi", "grid-world", "rnn-hn-bi", 3, {"pretrain_updates": 1, "aux_weight": 1.0}),
     ("cheetah-dir_rnn-hn", "cheetah-dir", "rnn-hn", 2, {"eval_trials": 4}),
+    ("cheetah-dir_vi-hn", "cheetah-dir", "vi-hn", 2, {"eval_trials": 4}),  # sub-sampled ELBO
+    ("walker_rnn-hn", "walker-params", "rnn-hn", 2, {"eval_trials": 4}),  # trials end at different steps
     ("ml10_rnn-hn", "ml10", "rnn-hn", 2, {"eval_trials": 2}),
 ]
 INFERENCE_FIELDS = ("pretrain_updates", "aux_weight")
-CHAOTIC_ENVS = ("cheetah-dir", "ml10")
+CHAOTIC_ENVS = ("cheetah-dir", "walker-params", "ml10")
 EVALUATION = ("return", "success")  # column names with these words are evaluation results
 
 

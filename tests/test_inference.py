@@ -188,7 +188,34 @@ def test_subsampled_kl_covers_the_drawn_elbo_terms_summed_over_trials():
     kl_steps = np.asarray(inference.gaussian_kl(mu, logvar, prior(mu), prior(logvar)))
     ts, valid = inference.elbo_steps(jax.random.split(key, 3)[1], trials.length, trials.reward.shape[1], 4)
     expected = sum(kl_steps[b, int(t)] for b in range(2) for t, v in zip(np.asarray(ts[b]), np.asarray(valid[b]), strict=True) if v)
-    np.testing.assert_allclose(stats["kl"], expected, rtol=1e-5)
+    # The reference's `kl_divergences[elbo_indices]` sums S x B time rows over all B trials:
+    # B times the per-trial sum in expectation, the scale its kl_weight was tuned with.
+    assert cfg.kl_scale == "reference"
+    np.testing.assert_allclose(stats["kl"], 2 * expected, rtol=1e-5)
+    per_trial = inference.elbo_loss(state.params, learner.agent, state.norms, trials, key,
+                                    dataclasses.replace(cfg, kl_scale="trial"))[1]
+    np.testing.assert_allclose(per_trial["kl"], expected, rtol=1e-5)
+    # Without sub-sampling both are the per-trial sum over every step (the reference's too).
+    full = [inference.elbo_loss(state.params, learner.agent, state.norms, trials, key,
+                                dataclasses.replace(cfg, elbo_subsample=0, kl_scale=scale))[1]["kl"]
+            for scale in ("reference", "trial")]
+    np.testing.assert_allclose(full[0], full[1], rtol=1e-6)
+    np.testing.assert_allclose(full[0], (kl_steps * np.asarray(trials.mask())).sum(), rtol=1e-5)
+
+
+def test_elbo_averages_over_the_batchs_real_trials():
+    """While the buffer holds fewer trials than a batch, the batch is smaller (the
+    reference's `get_batch`: min(buffer, batch) distinct trials): empty rows change no term."""
+    learner, state = learner_and_state("ti-pp")
+    trials = hand_made_trials(learner)
+    padded = jax.tree.map(lambda x: jnp.concatenate([x, jnp.zeros_like(x[:1])]), trials)  # a third, empty row
+    cfg = learner.cfg.inference
+    key = jax.random.PRNGKey(3)
+    two = inference.elbo_loss(state.params, learner.agent, state.norms, trials, key, cfg)[1]
+    three = inference.elbo_loss(state.params, learner.agent, state.norms, padded, key, cfg)[1]
+    for name in ("reward_reconstruction", "kl", "task_inference_loss"):
+        assert float(two[name]) > 0, name
+        np.testing.assert_allclose(three[name], two[name], rtol=1e-5, err_msg=name)
 
 
 # --------------------------------------------------------------------------- the trial buffer
@@ -214,12 +241,29 @@ def test_trial_buffer_files_finished_trials_across_rollouts():
     np.testing.assert_array_equal(buf.trials.reward[1, :5], [100, 101, 102, 103, 104])
     np.testing.assert_array_equal(buf.trials.reward[2, :3], [3, 4, 5])
     assert np.asarray(buf.running.length).tolist() == [2, 3]  # 6, 7 and 105, 106, 107 are running
-    # Not storing (pre-training without "++") still tracks the running trials.
-    buf2 = add(TrialBuffer.create(4, 2, 5, 1, 1, 1, 1), slice(0, 4))
-    assert int(buf2.size) == 1
-    buf3 = buf.add(*(jnp.zeros((3, 2, 1)),) * 2, jnp.zeros((3, 2)), jnp.zeros((3, 2, 1)), jnp.zeros((3, 2), jnp.int32),
-                   jnp.zeros((3, 2), bool), jnp.zeros((3, 2, 1)), jnp.ones((3, 2), bool), store=False)
-    assert int(buf3.size) == 3
+
+
+def test_trial_buffer_batches_are_distinct_trials_and_shrink_while_the_buffer_is_small():
+    """The reference's `get_batch` draws min(buffer, batch) trials without replacement."""
+    buf = TrialBuffer.create(capacity=40, num_envs=6, length=2, obs_dim=1, action_dim=1, next_obs_dim=1, task_dim=1)
+    ones = jnp.ones((2, 6))
+    for _ in range(3):  # 3 x 6 trials of 2 steps, each tagged by its first reward
+        tag = jnp.asarray(np.arange(6) + 10.0 * int(buf.size), jnp.float32)
+        buf = buf.add(jnp.zeros((2, 6, 1)), jnp.zeros((2, 6, 1)), ones * tag, jnp.zeros((2, 6, 1)),
+                      jnp.zeros((2, 6), jnp.int32), jnp.zeros((2, 6), bool), jnp.zeros((2, 6, 1)),
+                      jnp.asarray([[False] * 6, [True] * 6]))
+    assert int(buf.size) == 18
+    seen = set()
+    for i in range(30):
+        batch = buf.sample(jax.random.PRNGKey(i), 10)
+        tags = np.asarray(batch.reward[:, 0]).tolist()
+        assert len(set(tags)) == 10 and (np.asarray(batch.length) == 2).all()  # 10 distinct stored trials
+        seen |= set(tags)
+    assert len(seen) == 18  # every stored trial is drawn
+    small = buf.sample(jax.random.PRNGKey(0), 25)  # more than stored: all 18, once each
+    lengths = np.asarray(small.length)
+    assert (lengths == 2).sum() == 18 and (lengths == 0).sum() == 7
+    assert sorted(np.asarray(small.reward[lengths == 2, 0]).tolist()) == sorted(seen)
 
 
 # --------------------------------------------------------------------------- stop-gradients
@@ -369,7 +413,9 @@ def test_pretraining_without_pp_reinitialises_the_policy_and_freezes_inference()
     assert not tree_allclose(group(at_reset.params, "task_embed"), group(states[0].params, "task_embed"))
     assert tree_allclose(group(after.params, "task_embed"), group(at_reset.params, "task_embed"))
     assert tree_allclose(group(at_reset.params, "encoder", "decoder"), group(states[0].params, "encoder", "decoder"))
-    assert int(at_reset.trials.size) == 0  # pre-training trials were not stored
+    # Pre-training trials are filed as the reference's (every step goes into the VAE's
+    # buffer): 2 updates x 30 steps end one 60-step trial in each of the 4 environments.
+    assert int(at_reset.trials.size) == 4
     # After pre-training, inference learns once the first trial collected after it ends.
     assert not tree_allclose(group(after.params, "encoder"), group(at_reset.params, "encoder"))
 

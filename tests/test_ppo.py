@@ -131,19 +131,23 @@ def test_running_mean_std_scalar():
     np.testing.assert_allclose(rms.var, var, rtol=1e-4)
 
 
-def _scaler_reference(ret0, rewards, dones, gamma):
+def _scaler_reference(ret0, rewards, dones, gamma, reset="own"):
     """The reference's VecNormalize.step_wait: update the running return, zero it where the
-    trial ended, *then* record it in the statistics."""
+    trial ended, *then* record it in the statistics; with reset "all", then zero every
+    environment's return when any trial ended (`reset_env` -> `VecNormalize.reset`)."""
     ret = ret0.astype(np.float64).copy()
     returns = np.zeros(rewards.shape)
     for t in range(rewards.shape[0]):
         ret = ret * gamma + rewards[t]
         ret = np.where(dones[t], 0.0, ret)
         returns[t] = ret
+        if reset == "all" and dones[t].any():
+            ret = np.zeros_like(ret)
     return ret, returns
 
 
-def test_reward_scaler_against_python_loop():
+@pytest.mark.parametrize("reset", ["all", "own"])
+def test_reward_scaler_against_python_loop(reset):
     rng = np.random.default_rng(3)
     T, E, gamma = 10, 4, 0.9
     scaler = ppo.RewardScaler.create(E)
@@ -154,8 +158,8 @@ def test_reward_scaler_against_python_loop():
         dones = rng.random((T, E)) < 0.25
         dones[T - 1, 0] = True
         dones[:, 1] = False
-        scaler, scaled = scaler.scale(jnp.asarray(rewards), jnp.asarray(dones), gamma, 10.0)
-        ret, returns = _scaler_reference(ret, rewards, dones, gamma)
+        scaler, scaled = scaler.scale(jnp.asarray(rewards), jnp.asarray(dones), gamma, 10.0, reset)
+        ret, returns = _scaler_reference(ret, rewards, dones, gamma, reset)
         all_returns.append(returns.ravel())
         np.testing.assert_allclose(scaler.ret, ret, rtol=1e-5, atol=1e-6)
         assert float(scaler.ret[0]) == 0.0  # reset by the done at the last step
@@ -164,6 +168,20 @@ def test_reward_scaler_against_python_loop():
         np.testing.assert_allclose(scaler.rms.var, var, rtol=1e-4)
         # no mean subtraction: reward / std of the (updated) return statistics
         np.testing.assert_allclose(scaled, rewards / np.sqrt(var + 1e-8), rtol=1e-4, atol=1e-6)
+
+
+def test_reward_scaler_resets_every_return_at_any_trial_end_by_default():
+    """The reference zeroes every environment's running return when any trial ends: env 1
+    (no trial end) restarts its return with env 0's trial end, which shortens the returns
+    recorded and so scales rewards up; "own" keeps env 1's return running."""
+    rewards = jnp.ones((6, 2))
+    dones = jnp.zeros((6, 2), bool).at[2, 0].set(True)
+    default, _ = ppo.RewardScaler.create(2).scale(rewards, dones, 1.0, 10.0)
+    own, _ = ppo.RewardScaler.create(2).scale(rewards, dones, 1.0, 10.0, "own")
+    np.testing.assert_allclose(default.ret, [3.0, 3.0])  # both restarted after step 2
+    np.testing.assert_allclose(own.ret, [3.0, 6.0])
+    assert float(default.rms.var) < float(own.rms.var)
+    assert PPOConfig().return_reset == "all"
 
 
 def test_reward_scaler_clips():

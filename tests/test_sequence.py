@@ -116,3 +116,38 @@ def test_parameter_groups_are_the_top_level_modules(method):
         assert set(jax.tree.leaves(elbo[name])) == {"train" if PARAM_GROUPS[name].elbo else "freeze"}
     if m.variational:
         assert set(params["decoder"]) >= {"dec_reward"}
+
+
+@pytest.mark.parametrize("family,decoder,action_embed", [
+    ("cheetah", "dec_reward", 16), ("mc-ls", "dec_reward", 8), ("walker", "dec_state", 32), ("ml10", "dec_state", 16),
+])
+def test_decoders_have_the_encoders_embedding_sizes_and_torch_initialisation(family, decoder, action_embed):
+    """The reference's decoders embed states and actions with the encoder's sizes (its
+    `state_embedding_size`, `action_embedding_size`: MC-LS 8, ML10 16, ...) and keep
+    PyTorch's nn.Linear initialisation: every weight and bias U(+-1/sqrt(fan_in)), biases
+    not zero (flax's default would be lecun-normal kernels and zero biases)."""
+    from hypermeta.families import FAMILIES
+
+    cfg = FAMILIES[family]
+    obs, actions = OBS, 4
+    agent = Agent(cfg.model, get_method("ti-pp-hn"), Box(-1.0, 1.0, (actions,)), obs, task_dim=2,
+                  inference=cfg.inference)
+    inputs = random_inputs(jax.random.PRNGKey(0), (T, B), np.zeros((T, B), bool))
+    inputs = inputs.replace(prev_action=jax.random.normal(jax.random.PRNGKey(1), (T, B, actions)))
+    params = agent.init(jax.random.PRNGKey(2), inputs, jnp.zeros((B, 2)))["decoder"]
+    embed = params[decoder]["embed_action"]
+    assert embed["kernel"].shape == (actions, action_embed)
+    assert params[decoder]["embed_state"]["kernel"].shape == (obs, cfg.model.encoder_state_embed)
+    layers = {"/".join(str(getattr(k, "key", k)) for k in path[:-1])
+              for path, _ in jax.tree_util.tree_leaves_with_path(params)}
+    for layer in layers:
+        node = params
+        for part in layer.split("/"):
+            node = node[part]
+        if "kernel" not in node:  # the task decoder's output: out_kernel / out_bias
+            node = {"kernel": node["out_kernel"], "bias": params["dec_task"]["out_bias"]}
+        bound = 1 / np.sqrt(node["kernel"].shape[0])
+        for leaf in (node["kernel"], node["bias"]):
+            assert 0 < np.abs(leaf).max() <= bound, layer  # biases too are drawn, not zero
+            if leaf.size >= 8:
+                assert np.abs(leaf).max() > 0.5 * bound, layer  # uniform over the whole range

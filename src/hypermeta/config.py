@@ -13,6 +13,8 @@ from typing import Literal
 
 ObsEncoder = Literal["mlp", "cnn"]
 SequenceName = Literal["gru", "lstm", "transformer", "lru"]
+ReturnReset = Literal["all", "own"]
+KLScale = Literal["reference", "trial"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,13 @@ class PPOConfig:
     """Clipped separately for the encoder and for the actor-critic, as in the reference."""
     reward_clip: float = 10.0
     """Rewards for PPO are divided by the running std of the discounted return, then clipped."""
+    return_reset: ReturnReset = "all"
+    """Which running discounted returns of the reward scaler a trial's end zeroes (after
+    that step is recorded): "all" every environment's (the reference's: `reset_env` ->
+    `VecNormalize.reset`), "own" only the finished environment's (the textbook estimator).
+    They agree where every trial ends at the same step (Grid-World, the Cheetahs, ML10);
+    on Ant, Walker and MC-LS "all" sees shorter returns, so it divides rewards by a smaller
+    std (docs/design.md, deliberate differences: measured)."""
     lr_schedule: Literal["constant", "linear"] = "constant"
     time_limit: Literal["terminal", "proper"] = "terminal"
     """A trial that ends at a time limit: "terminal" (a true end: nothing is bootstrapped) or
@@ -137,6 +146,12 @@ class InferenceConfig:
     trial has, drawn with replacement within each trial (the reference's
     `vae_resample_decodes`, MC-LS), instead of `elbo_subsample` of them."""
     kl_weight: float = 1.0
+    kl_scale: KLScale = "reference"
+    """With `elbo_subsample`: how the drawn KL terms are summed. "reference": each trial's
+    S drawn KL terms weigh `batch_trials` times, the reference's effective scale (its
+    `kl_divergences[elbo_indices]` sums S x B time rows over all B trials; the kl_weight of
+    MuJoCo, ML10 and MC-LS was tuned with it), without its mismatched pairing of trials and
+    steps; "trial": each trial's own S terms once. No effect without sub-sampling."""
     loss_reduction: Literal["reference", "mean"] = "reference"
     """How the ELBO's terms are reduced over the trials of a batch. "reference": the
     reconstruction terms are averaged over trials, the KL and task-inference terms summed

@@ -53,8 +53,12 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--ppo.time-limit must be 'terminal' or 'proper', got {p.time_limit!r}")
     if p.time_limit == "proper" and not reports_timeouts(make_env(cfg.env)):
         raise UsageError(f"--ppo.time-limit proper: {cfg.env} does not report time limits; use --ppo.time-limit terminal")
+    if p.return_reset not in ("all", "own"):
+        raise UsageError(f"--ppo.return-reset must be 'all' or 'own', got {p.return_reset!r}")
     if cfg.inference.loss_reduction not in ("reference", "mean"):
         raise UsageError(f"--inference.loss-reduction must be 'reference' or 'mean', got {cfg.inference.loss_reduction!r}")
+    if cfg.inference.kl_scale not in ("reference", "trial"):
+        raise UsageError(f"--inference.kl-scale must be 'reference' or 'trial', got {cfg.inference.kl_scale!r}")
     m = cfg.model
     for name in ("encoder_state_embed", "encoder_reward_embed", "gru_size", "latent_dim", "policy_state_embed", "policy_latent_embed"):
         if getattr(m, name) < 1:
@@ -118,6 +122,9 @@ def _validate_inference(cfg: TrainConfig) -> None:
                          "sub-sampled decodes; without sub-sampling every step is decoded)")
     if inf.buffer_trials < cfg.ppo.num_envs:
         raise UsageError(f"--inference.buffer-trials {inf.buffer_trials} must be >= --ppo.num-envs {cfg.ppo.num_envs}")
+    if inf.batch_trials > inf.buffer_trials:  # batches are drawn without replacement
+        raise UsageError(f"--inference.batch-trials {inf.batch_trials} must be <= --inference.buffer-trials "
+                         f"{inf.buffer_trials}")
     for name in ("reward_decoder", "state_decoder", "task_decoder"):
         widths = getattr(inf, name)
         if not widths or min(widths) < 1:

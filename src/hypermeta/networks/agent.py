@@ -122,7 +122,7 @@ class Agent:
             "decoders": Decoders(
                 inf.reward_decoder if inf.decode_reward else None, inf.state_decoder if inf.decode_state else None,
                 inf.task_decoder if method.task_target != "none" else None, self.obs_dim, self.task_target_dim,
-                self.num_cells,
+                m.latent_dim, m.encoder_state_embed, m.encoder_action_embed, self.num_cells,
             ) if method.variational else None,
         }
         for name, module in modules.items():

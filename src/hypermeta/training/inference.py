@@ -14,8 +14,14 @@ coefficients were tuned with (original-implementation.md 7.6): reconstruction av
 the trials of a batch, KL and task terms summed over them (`InferenceConfig.loss_reduction`
 "mean" averages every term instead). Squared errors of states and task targets are means
 over their dimensions, as the reference's MSE. With `elbo_subsample` S > 0, each trial
-draws S ELBO terms t (and their KL terms) and S decoded steps j within its own length;
-the reference's KL indexing slip (7.6, second bullet) is not reproduced.
+draws S ELBO terms t (and their KL terms) and S decoded steps j within its own length.
+The reference's KL there is `kl_divergences[elbo_indices]`: S x B time rows, each summed
+over all B trials of the batch, i.e. B times the per-trial sum in expectation, with trials
+and steps mismatched (original-implementation.md 7.6, second bullet). Its kl_weight was
+tuned with that factor, so `InferenceConfig.kl_scale` "reference" multiplies the
+per-trial sum by B (the scale without the mismatch); "trial" keeps the per-trial sum.
+Batches hold distinct trials (drawn without replacement), fewer while the buffer is
+smaller than a batch; averages are over the batch's real trials.
 Targets: the raw task c_M (TI Naive), g(c_M) (TI), or the base network the
 hypernetwork generates for g(c_M) (BI), always without gradient.
 """
@@ -130,10 +136,13 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
         mask_j = mask_j.astype(jnp.float32)
     z_t = _at(z, ts)
     pair_mask = mask_t[:, :, None] * mask_j[:, None, :]  # (N, St, Sj): ELBO term t decodes step j
-    # Trials are averaged (reconstruction) or, with the reference's reduction, summed (KL, task).
-    per_trial = n
-    summed = 1 if cfg.loss_reduction == "reference" else n
+    # Trials are averaged (reconstruction) or, with the reference's reduction, summed (KL, task),
+    # over the batch's real trials (fewer than its rows while the buffer holds fewer).
+    per_trial = jnp.maximum(jnp.sum(trials.length > 0), 1)
+    summed = 1 if cfg.loss_reduction == "reference" else per_trial
     kl = jnp.sum(_at(kl_steps, ts) * mask_t) / summed
+    if cfg.elbo_subsample > 0 and cfg.kl_scale == "reference":
+        kl = kl * per_trial  # the reference's S x B drawn KL rows per trial (module docstring)
 
     def pairs(x: Array) -> Array:
         """Per-step data (N, L, ...) at the decode steps, broadcast over the ELBO terms."""

@@ -135,7 +135,8 @@ class Learner:
         cfg = self.cfg.ppo
         ppo_key, vae_key, reset_key = jax.random.split(key, 3)
         pretraining = self.pretraining(state)
-        reward_scaler, scaled = state.reward_scaler.scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip)
+        reward_scaler, scaled = state.reward_scaler.scale(rollout.reward, rollout.done, cfg.gamma, cfg.reward_clip,
+                                                          cfg.return_reset)
         params, opt_state, stats = ppo.update(
             self.agent, self.tx, cfg, state.params, state.opt_state, state.norms,
             rollout, scaled, self.current_lr(state), ppo_key, grad_info=self.cfg.grad_info,
@@ -157,12 +158,16 @@ class Learner:
     def _train_inference(self, state: RunState, rollout: Rollout, carry: EnvCarry, pretraining: Array, key: Array):
         """File the rollout's finished trials, take the ELBO steps, re-encode the running trials.
 
-        Methods without "++" neither store nor learn from pre-training trajectories.
+        Every trial is filed, pre-training ones included: the reference inserts every step
+        into the VAE's buffer (`metalearner.py`, `vae.rollout_storage.insert`), so the
+        methods with a policy reset (TI, TI+HN) start meta-training with a buffer of
+        multi-task-policy trials. Those methods freeze task inference while pre-training
+        (`freeze_vae_during_warmup`); the "++" methods train it throughout.
         """
         learn = ~pretraining if self.method.pretrain == "reset" else jnp.asarray(True)
         a_feat = action_features(self.wrapper.action_space, rollout.action)
         trials = state.trials.add(rollout.obs, a_feat, rollout.reward, rollout.next_obs, rollout.cell,
-                                  rollout.cell_hit, rollout.task, rollout.done, store=learn)
+                                  rollout.cell_hit, rollout.task, rollout.done)
         params, vae_opt_state, stats = inference.vae_update(
             self.agent, self.vae_tx, self.cfg.inference, state.params, state.vae_opt_state, state.norms, trials, key,
             enabled=learn,

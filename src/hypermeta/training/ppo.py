@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from hypermeta.config import PPOConfig
+from hypermeta.config import PPOConfig, ReturnReset
 from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.networks.agent import Agent, group_labels
 from hypermeta.training import conditioning
@@ -42,15 +42,23 @@ class RewardScaler:
     def create(num_envs: int) -> RewardScaler:
         return RewardScaler(jnp.zeros((num_envs,)), RunningMeanStd.create())
 
-    def scale(self, rewards: Array, dones: Array, gamma: float, clip: float) -> tuple[RewardScaler, Array]:
-        """Update with a (T, E) rollout and return its scaled, clipped rewards."""
+    def scale(self, rewards: Array, dones: Array, gamma: float, clip: float,
+              reset: ReturnReset = "all") -> tuple[RewardScaler, Array]:
+        """Update with a (T, E) rollout and return its scaled, clipped rewards.
+
+        `reset` (`PPOConfig.return_reset`): which running returns a trial's end zeroes
+        after the step is recorded: "all" every environment's (the reference), "own" the
+        finished environment's only."""
 
         def step(ret, inputs):
             r, d = inputs
             # The reference's VecNormalize zeroes the running return of a finished trial
-            # *before* recording it, so a trial's last step adds a 0 to the statistics.
+            # *before* recording it, so a trial's last step adds a 0 to the statistics...
             ret = jnp.where(d, 0.0, ret * gamma + r)
-            return ret, ret
+            # ...and then resets the finished environment through `VecNormalize.reset`, which
+            # zeroes every environment's running return (utils/helpers.py `reset_env`).
+            after = jnp.where(jnp.any(d), 0.0, ret) if reset == "all" else ret
+            return after, ret
 
         ret, returns = jax.lax.scan(step, self.ret, (rewards, dones))
         rms = self.rms.update(returns)

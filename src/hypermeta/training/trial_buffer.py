@@ -72,8 +72,8 @@ class TrialBuffer:
         return self.trials.length.shape[0]
 
     def add(self, obs: Array, action: Array, reward: Array, next_obs: Array, cell: Array, cell_hit: Array,
-            task: Array, done: Array, store: Array | bool = True) -> TrialBuffer:
-        """Append (T, E) steps; trials that end (`done`) go into the ring when `store`."""
+            task: Array, done: Array) -> TrialBuffer:
+        """Append (T, E) steps; trials that end (`done`) go into the ring."""
         num_envs = reward.shape[1]
         envs = jnp.arange(num_envs)
 
@@ -87,7 +87,7 @@ class TrialBuffer:
                 cell=run.cell.at[envs, pos].set(c, mode="drop"), cell_hit=run.cell_hit.at[envs, pos].set(h, mode="drop"),
                 task=tk, length=pos + 1,
             )
-            finished = d & store
+            finished = d
             rank = jnp.cumsum(finished) - 1
             slot = jnp.where(finished, (buf.head + rank) % buf.capacity, buf.capacity)  # out of range: dropped
             trials = jax.tree.map(lambda ring, new: ring.at[slot].set(new, mode="drop"), buf.trials, run)
@@ -99,7 +99,10 @@ class TrialBuffer:
         return buf
 
     def sample(self, key: PRNGKey, n: int) -> Trials:
-        """n stored trials, uniformly with replacement (garbage with length 0 while empty)."""
-        idx = jax.random.randint(key, (n,), 0, jnp.maximum(self.size, 1))
+        """min(n, size) distinct stored trials, uniformly without replacement (the reference's
+        `storage_vae.get_batch`); the other rows have length 0 (nothing while empty)."""
+        filled = jnp.arange(self.capacity) < self.size
+        # n distinct filled rows: the n largest of independent uniform priorities.
+        _, idx = jax.lax.top_k(jnp.where(filled, jax.random.uniform(key, (self.capacity,)), -1.0), n)
         trials = jax.tree.map(lambda x: x[idx], self.trials)
-        return trials.replace(length=jnp.where(self.size > 0, trials.length, 0))
+        return trials.replace(length=jnp.where(jnp.arange(n) < self.size, trials.length, 0))
