@@ -332,28 +332,34 @@ def test_diag_gaussian_std_floor():
 # --------------------------------------------------------------------------- GRU replay
 
 
-def test_gru_sequence_equals_the_cells_scan_forward_exactly_and_its_autodiff_gradients():
+def test_gru_sequence_equals_the_torch_gru_equations_and_their_autodiff_gradients():
     """`gru_scan.gru_sequence` (the replay's GRU with its hand-written backward pass) against
-    a scan of flax's GRUCell with a reset zeroing the carry: the same hidden states bit for
-    bit, and the gradients of every parameter, the inputs and the initial state within float
-    rounding, with trial starts inside the sequence."""
-    import flax.linen as nn
-
-    from hypermeta.networks.gru_scan import gru_sequence
+    torch's nn.GRU equations written out here, with every bias (input and hidden) non-zero
+    and a reset zeroing the carry: the same hidden states, and the gradients of every
+    parameter, the inputs and the initial state within float rounding, with trial starts
+    inside the sequence."""
+    from hypermeta.networks.gru_scan import GATES, gru_sequence
 
     T, B, F, H = 12, 3, 5, 8
-    cell = nn.GRUCell(H)
-    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4 + len(GATES))
     xs = jax.random.normal(keys[0], (T, B, F))
     h0 = 0.5 * jax.random.normal(keys[1], (B, H))
     resets = jnp.zeros((T, B), bool).at[4, 0].set(True).at[7, 2].set(True)
-    params = perturb(cell.init(keys[2], h0, xs[0])["params"], 1)  # hn's bias non-zero too
+    params = {g: {"kernel": 0.4 * jax.random.normal(k, (F if g[0] == "i" else H, H)),
+                  "bias": 0.3 * jax.random.normal(jax.random.fold_in(k, 1), (H,))}
+              for g, k in zip(GATES, keys[4:], strict=True)}
     weights = jax.random.normal(keys[3], (T, B, H))
 
     def reference(p, h0, xs):
+        lin = lambda g, v: v @ p[g]["kernel"] + p[g]["bias"]  # noqa: E731
+
         def step(h, inputs):
             x, reset = inputs
-            h, _ = cell.apply({"params": p}, jnp.where(reset[:, None], 0.0, h), x)
+            h = jnp.where(reset[:, None], 0.0, h)
+            r = jax.nn.sigmoid(lin("ir", x) + lin("hr", h))
+            z = jax.nn.sigmoid(lin("iz", x) + lin("hz", h))
+            n = jnp.tanh(lin("in", x) + r * lin("hn", h))
+            h = (1 - z) * n + z * h
             return h, h
         return jax.lax.scan(step, h0, (xs, resets))
 
@@ -364,7 +370,8 @@ def test_gru_sequence_equals_the_cells_scan_forward_exactly_and_its_autodiff_gra
         return value
 
     ours = lambda p, h0, xs: gru_sequence(p, h0, xs, resets)  # noqa: E731
-    np.testing.assert_array_equal(jax.jit(ours)(params, h0, xs)[1], jax.jit(reference)(params, h0, xs)[1])
+    np.testing.assert_allclose(jax.jit(ours)(params, h0, xs)[1], jax.jit(reference)(params, h0, xs)[1],
+                               rtol=1e-6, atol=1e-6)
     want = jax.jit(jax.grad(loss(reference), argnums=(0, 1, 2)))(params, h0, xs)
     got = jax.jit(jax.grad(loss(ours), argnums=(0, 1, 2)))(params, h0, xs)
     assert jax.tree.structure(got) == jax.tree.structure(want)

@@ -67,6 +67,12 @@ def test_gae_matches_double_loop(seed):
     np.testing.assert_allclose(targets, ref_targets, rtol=1e-5, atol=1e-5)
 
 
+def test_advantages_are_standardised_with_torchs_unbiased_std():
+    adv = jnp.asarray([[1.0, 2.0], [4.0, 9.0]])
+    expected = (np.asarray(adv) - 4.0) / (np.std(np.asarray(adv), ddof=1) + 1e-5)
+    np.testing.assert_allclose(ppo.standardize(adv), expected, rtol=1e-6)
+
+
 def test_gae_does_not_bootstrap_across_done():
     rewards, values, dones, last_value = _random_gae_inputs(2)
     adv, _ = ppo.gae(*map(jnp.asarray, (rewards, values, dones, last_value)), 0.95, 0.95)

@@ -12,7 +12,7 @@ from hypermeta.envs.base import Box, Discrete
 from hypermeta.methods.registry import METHODS, get_method
 from hypermeta.networks.agent import PARAM_GROUPS, Agent, group_labels
 from hypermeta.networks.encoder import EncoderInputs
-from hypermeta.networks.sequence import GRU
+from hypermeta.networks.sequence import GRU, LSTM
 from hypermeta.training import inference
 from hypermeta.training.trial_buffer import Trials
 
@@ -55,6 +55,30 @@ def test_gru_sequence_equals_its_steps_and_resets_forget_the_past():
     _, ys_other = gru.apply(params, carry0, other, jnp.asarray(resets), method=GRU.sequence)
     np.testing.assert_allclose(np.asarray(ys_other[3:, 1]), np.asarray(ys[3:, 1]), rtol=1e-6, atol=1e-6)
     assert not np.allclose(np.asarray(ys_other[2, 1]), np.asarray(ys[2, 1]))
+
+
+@pytest.mark.parametrize("cls,gates", [(GRU, "rzn"), (LSTM, "ifgo")])
+def test_recurrent_kernels_are_initialised_as_the_authors_stacked_torch_matrices(cls, gates):
+    """The authors' `init_rnn` makes torch's stacked weight_ih (G*H x in) and weight_hh
+    (G*H x H) orthogonal as whole matrices and zeroes every bias (input and hidden). So
+    the stacked hidden kernel has orthonormal columns (in torch's layout) and one gate's
+    block has Frobenius norm sqrt(H / G); a gate made orthogonal on its own has sqrt(H)
+    (16 at H = 256: the stacked product would be G x the identity)."""
+    H, F = 256, 40
+    model = cls(H)
+    params = model.init(jax.random.PRNGKey(3), model.initial_carry((1,)), jnp.zeros((1, F)), jnp.ones((1,), bool))
+    params = params["params"]
+    assert set(params) == {k + g for k in "ih" for g in gates}
+    for kind, width in (("i", F), ("h", H)):
+        stacked = np.concatenate([np.asarray(params[kind + g]["kernel"]) for g in gates], axis=1)  # (in, G*H)
+        np.testing.assert_allclose(stacked @ stacked.T, np.eye(width), atol=1e-5)
+        for g in gates:
+            np.testing.assert_allclose(np.linalg.norm(params[kind + g]["kernel"]), np.sqrt(width / len(gates)),
+                                       rtol=0.05)
+            np.testing.assert_array_equal(params[kind + g]["bias"], np.zeros(H))
+    # The gates' blocks come from one draw, not G independent ones: blocks are not orthogonal alone.
+    block = np.asarray(params["h" + gates[0]]["kernel"])
+    assert np.abs(block @ block.T - np.eye(H)).max() > 0.3
 
 
 def test_agent_encode_sequence_equals_the_step_it_acts_with():

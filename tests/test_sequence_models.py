@@ -106,7 +106,7 @@ def test_every_sequence_model_has_a_name_and_sizes_near_the_grus():
         carry = model.initial_carry((1,))
         shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), carry, jnp.zeros((1, 40)), jnp.ones((1,), bool))
         counts[name] = sum(x.size for x in jax.tree.leaves(shapes))
-    assert counts["gru"] == 228_352
+    assert counts["gru"] == 228_864  # torch's nn.GRU: 3 x (40 + 256) x 256 weights, 6 x 256 biases
     for n in counts.values():
         assert abs(n / counts["gru"] - 1) < 0.35, counts
     assert paper_label(run_label("rnn-hn", "transformer")) == "Transformer+HN"
@@ -183,17 +183,20 @@ SMALL = {  # a fifth of the default sizes or less: learning, not capacity, is wh
     "transformer": dict(transformer_dim=32, transformer_heads=2, transformer_layers=1),
     "lru": dict(lru_dim=32, lru_state=32, lru_layers=1),
 }
+CHUNKS = {"lstm": 8, "transformer": 12, "lru": 8}
+"""Chunks of 10 updates: the small transformer learns slower and more erratically (seeds 0,
+1, 2 at 80 updates: mean of the last three 1.0, 16.7, 3.5; at 120: 10.7, 21.4, 5.1)."""
 
 
 @pytest.mark.parametrize("sequence", SEQUENCES)
 def test_sequence_model_learns_grid_world(sequence):
     """RNN+HN with a small sequence model and policy, the paper's Grid-World PPO settings
-    (16 envs x 60 steps) and lr 1e-3: after 80 updates (77k frames) the last three
-    evaluations (32 trials each) clearly beat the random policy's -4.66.
+    (16 envs x 60 steps) and lr 1e-3: after 80 updates (77k frames; the transformer 120)
+    the last three evaluations (32 trials each) clearly beat the random policy's -4.66.
 
     Measured (seed 0, 2-core CPU, XLA optimisation level 0 as in the tests): transformer
-    -4.1 at 10 updates, 4.4 6.8 7.7 3.2 at 50-80; about 30 s to compile and 40 s to
-    train on a loaded machine."""
+    -3.3 at 10 updates, 3.7 -0.3 8.6 10.4 12.9 at 80-120; about 30 s to compile and 40 s
+    to train on a loaded machine."""
     base = method_defaults("grid-world", "rnn-hn")
     model = dataclasses.replace(base.model, sequence=sequence, policy_hidden=(64, 32), **SMALL[sequence])
     cfg = dataclasses.replace(base, model=model, seeds=(0,), lr=(1e-3,), eval_trials=32)
@@ -201,7 +204,7 @@ def test_sequence_model_learns_grid_world(sequence):
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
     chunk = jax.jit(partial(learner.train_chunk, num_updates=10))
     returns = []
-    for _ in range(8):
+    for _ in range(CHUNKS[sequence]):
         state, metrics = chunk(state)
         returns.append(float(metrics["meta_episode_return"]))
     assert np.mean(returns[-3:]) > 2.0, f"{sequence}: {np.round(returns, 2)}"

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from hypermeta.config import ModelConfig
 from hypermeta.envs.base import Array
-from hypermeta.networks.gru_scan import gru_sequence
+from hypermeta.networks.gru_scan import gru_cell, gru_sequence
 
 
 def reset_where(reset: Array, carry: Any, initial: Any) -> Any:
@@ -65,10 +65,41 @@ class SequenceModel(nn.Module):
         return scan(self, carry, (xs, resets))
 
 
+def torch_rnn_params(module: nn.Module, gates: tuple[str, ...], in_features: int, features: int) -> dict:
+    """The parameters of a torch-style recurrent cell with the reference's initialisation.
+
+    torch's nn.GRU / nn.LSTM keep every gate's input weights stacked in one matrix
+    `weight_ih_l0` (G*H x in) and the hidden ones in `weight_hh_l0` (G*H x H), each with a
+    bias; the authors' `init_rnn` (models/aggregator.py) applies `nn.init.orthogonal_` to
+    each stacked matrix and sets the biases to 0. So the G*H x H hidden matrix has
+    orthonormal columns, and one gate's H x H block has Frobenius norm ~sqrt(H/G)
+    (9.24 for the GRU at H = 256), not sqrt(H) as a gate made orthogonal on its own.
+    Returns {"i" + g: {"kernel" (in, H), "bias"}, "h" + g: {"kernel" (H, H), "bias"}} in
+    flax's (in, out) layout, created as `module`'s parameters; `gates` in torch's order.
+    """
+    n = len(gates)
+    # One key for all gates, so each gate's block is a slice of the same stacked draw (flax
+    # also evaluates the init's shapes when applying: any key does there).
+    shared = module.make_rng("params") if module.is_initializing() else jax.random.PRNGKey(0)
+    fan_in = {"i": in_features, "h": features}
+
+    def init(kind: str, i: int):
+        def gate(_key: Array) -> dict[str, Array]:
+            # flax's (in, G*H) with orthonormal rows is the transpose of torch's (G*H, in).
+            key = jax.random.fold_in(shared, 0 if kind == "i" else 1)
+            stacked = nn.initializers.orthogonal()(key, (fan_in[kind], n * features))
+            return {"kernel": stacked[:, i * features:(i + 1) * features], "bias": jnp.zeros((features,), jnp.float32)}
+
+        return gate
+
+    return {kind + g: module.param(kind + g, init(kind, i)) for kind in ("i", "h") for i, g in enumerate(gates)}
+
+
 class GRU(SequenceModel):
-    """The paper's GRU (orthogonal kernels, zero initial state); its parameters are those of
-    `flax.linen.GRUCell`, held by the module itself. Whole sequences (the PPO replay, the
-    ELBO) go through `gru_scan.gru_sequence`: the same steps, a cheaper backward pass."""
+    """The paper's GRU: torch's nn.GRU equations and parameters (input and hidden biases),
+    initialised as the authors' `init_rnn` (`torch_rnn_params`), zero initial state. Acting
+    and whole sequences (the PPO replay, the ELBO) run the same cell, `gru_scan.gru_cell`;
+    whole sequences go through `gru_scan.gru_sequence`, with a cheaper backward pass."""
 
     features: int
     parallel = True
@@ -77,28 +108,26 @@ class GRU(SequenceModel):
     def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> GRU:
         return cls(model.gru_size, **kwargs)
 
-    def setup(self) -> None:
-        orth = nn.initializers.orthogonal()
-        # `nn.share_scope` keeps the cell's parameters at this module's level (no extra name).
-        self.cell = nn.GRUCell(self.features, kernel_init=orth, recurrent_kernel_init=orth)
-        nn.share_scope(self, self.cell)
-
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Array:
         return jnp.zeros((*batch_shape, self.features), jnp.float32)
 
+    @nn.compact
     def step(self, carry: Array, x: Array) -> tuple[Array, Array]:
-        carry, _ = self.cell(carry, x)
+        params = torch_rnn_params(self, ("r", "z", "n"), x.shape[-1], self.features)
+        carry, _ = gru_cell(params, carry, x)
         return carry, carry
 
     def sequence(self, carry: Array, xs: Array, resets: Array) -> tuple[Array, Array]:
-        if self.is_initializing():  # the parameters do not exist yet: the cell creates them
+        if self.is_initializing():  # the parameters do not exist yet: the step creates them
             return super().sequence(carry, xs, resets)
         return gru_sequence(self.variables["params"], carry, xs, resets)
 
 
 class LSTM(SequenceModel):
-    """An LSTM of `features` units (orthogonal kernels, zero initial state and cell); its
-    carry is (cell, hidden) and its output the hidden state."""
+    """An LSTM of `features` units: torch's nn.LSTM equations and parameters (gates i, f, g,
+    o; input and hidden biases), initialised as the GRU (`torch_rnn_params`: orthogonal
+    stacked matrices, zero biases), zero initial state and cell; its carry is (cell,
+    hidden) and its output the hidden state."""
 
     features: int
 
@@ -106,15 +135,16 @@ class LSTM(SequenceModel):
     def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> LSTM:
         return cls(model.gru_size, **kwargs)
 
-    def setup(self) -> None:
-        orth = nn.initializers.orthogonal()
-        self.cell = nn.LSTMCell(self.features, kernel_init=orth, recurrent_kernel_init=orth)
-        nn.share_scope(self, self.cell)
-
     def initial_carry(self, batch_shape: tuple[int, ...]) -> tuple[Array, Array]:
         zeros = jnp.zeros((*batch_shape, self.features), jnp.float32)
         return zeros, zeros
 
+    @nn.compact
     def step(self, carry: tuple[Array, Array], x: Array) -> tuple[tuple[Array, Array], Array]:
-        return self.cell(carry, x)
-
+        p = torch_rnn_params(self, ("i", "f", "g", "o"), x.shape[-1], self.features)
+        c, h = carry
+        pre = {g: x @ p["i" + g]["kernel"] + p["i" + g]["bias"] + h @ p["h" + g]["kernel"] + p["h" + g]["bias"]
+               for g in "ifgo"}
+        c = jax.nn.sigmoid(pre["f"]) * c + jax.nn.sigmoid(pre["i"]) * jnp.tanh(pre["g"])
+        h = jax.nn.sigmoid(pre["o"]) * jnp.tanh(c)
+        return (c, h), h

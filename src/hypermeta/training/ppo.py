@@ -66,6 +66,12 @@ class RewardScaler:
         return RewardScaler(ret, rms), scaled
 
 
+def standardize(advantages: Array) -> Array:
+    """Advantages standardised over the whole rollout as the reference's PPO: torch's
+    `advantages.std()` is the unbiased (N - 1) estimate, with 1e-5 added."""
+    return (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-5)
+
+
 def gae(rewards: Array, values: Array, dones: Array, last_value: Array, gamma: float, lam: float,
         timeouts: Array | None = None) -> tuple[Array, Array]:
     """Generalised advantage estimates and value targets for (T, E) arrays.
@@ -265,7 +271,7 @@ def update(
     timeouts = rollout.timeout if cfg.time_limit == "proper" else None
     advantages, targets = gae(scaled_rewards, rollout.value, rollout.done, rollout.last_value, cfg.gamma,
                               cfg.gae_lambda, timeouts)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-5)
+    advantages = standardize(advantages)
     num_steps, num_envs = rollout.reward.shape
     grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
