@@ -386,3 +386,59 @@ def test_progress_view_and_status_file(tmp_path, capsys):
     assert status["frames"] == {"done": 9600 + 4800, "total": 4 * 9600} and not status["finished"]
     running = status["cell_states"][2]
     assert (running["state"], running["attempts"], running["node"], running["start_update"]) == ("running", 1, "b", 5)
+
+
+# --------------------------------------------------------------------------- the driver and the cells' devices
+
+
+def test_the_driver_starts_no_jax_backend_and_keeps_jax_off_accelerators(tmp_path):
+    """`hypermeta sweep --ray` up to submitting its cells: Grid-World's planning starts no JAX
+    backend; MuJoCo's checks build the environment, on the CPU only (JAX pinned there)."""
+    code = f"""
+import jax, hypermeta.cli as cli, hypermeta.cluster as cluster
+from jax._src import xla_bridge
+seen = []
+cluster.run_cells = lambda cells, *args, **kwargs: seen.append(
+    [cells[0].name, xla_bridge.backends_are_initialized(), sorted(xla_bridge._backends), jax.config.jax_platforms])
+for env in ("grid-world", "cheetah-vel"):
+    cli.main(["sweep", "--env", env, "--methods", "rnn", "--lr", "1e-3", "--seeds", "1", "--out", {str(tmp_path)!r} + "/" + env,
+              "--ray", "local"])
+print(seen)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == str([["grid-world/rnn", False, [], "cpu"],
+                                                        ["cheetah-vel/rnn", True, ["cpu"], "cpu"]])
+
+
+def test_a_driver_of_another_kind_continues_a_sweep_whose_cells_recorded_their_physics(tmp_path, monkeypatch, capsys):
+    """GPU cells recorded physics "mjx"; the sweep asks "auto", which is "c" on the driver's CPU:
+    the driver plans the sweep and skips its finished cells all the same (it resolves nothing:
+    cells do). A cell that would resume on a CPU worker refuses with one line naming both engines."""
+    import hypermeta.config as config
+    import hypermeta.envs.registry as registry
+    from hypermeta.cell_task import run_cell, write_storage_marker
+    from hypermeta.cells import cell_status
+    from hypermeta.rundir import atomic_write_json
+
+    monkeypatch.setattr(config, "resolve_physics", lambda physics: "c" if physics == "auto" else physics)
+    monkeypatch.setattr(registry, "resolve_physics", config.resolve_physics)
+    sweep, cluster = SweepConfig(env="cheetah-vel", methods=("rnn",), lr=(1e-3, 3e-4), seeds=(1,)), ClusterConfig(ray="local")
+    cells = plan_cells(sweep, tmp_path, cluster)
+    for cell in cells:  # as the GPU cells left them
+        assert cell.cfg.physics == "auto"
+        cell.path.mkdir(parents=True)
+        atomic_write_json(cell.path / "config.json", dataclasses.replace(cell.cfg, physics="mjx").to_dict())
+        atomic_write_json(cell.path / "summary.json", {})
+    assert [cell_status(c) for c in plan_cells(sweep, tmp_path, cluster)] == ["finished", "finished"]
+    assert run_cluster_sweeps([sweep], tmp_path, cluster, show_progress=False) == cells  # then reproduce's report
+    assert "all 2 cells" in capsys.readouterr().out
+
+    (cells[1].path / "summary.json").unlink()
+    assert cell_status(cells[1]) == "resume"
+    write_storage_marker(tmp_path, "token")
+    with pytest.raises(UsageError) as e:
+        run_cell(cells[1].cfg.to_dict(), str(cells[1].path), cells[1].name, str(tmp_path), "token", "session")
+    assert "holds a run with physics='mjx', but this sweep asks for physics='auto (c on this machine)'" in str(e.value)
+    assert len(str(e.value).splitlines()) == 1

@@ -100,6 +100,8 @@ def run_cell(cfg: dict, path: str, name: str, out: str, token: str, session: str
     if unreachable:
         raise StorageUnreachable(f"{unreachable}; put --out on storage every node mounts at the same path")
     config, run_dir = TrainConfig.from_dict(cfg), Path(path)
+    # Physics "auto" is resolved here, on the cell's backend, not the driver's: a new run records
+    # the engine it uses (train); a resumed one must have recorded the engine "auto" means here.
     state = status(config, run_dir)  # refuses a directory holding another run
     start = _latest_checkpoint(run_dir) if state == "resume" else 0
     if state != "finished":

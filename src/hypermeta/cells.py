@@ -121,10 +121,13 @@ def plan_cells(sweep: SweepConfig, out: Path, cluster: ClusterConfig) -> list[Ce
     # of a method load its program).
     cells = [group[i] for i in range(max(map(len, by_method))) for group in by_method if i < len(group)]
     for cell in cells:
-        status(cell.cfg, cell.path)  # refuses a directory holding another run
+        cell_status(cell)  # refuses a directory holding another run
     return cells
 
 
 def cell_status(cell: Cell) -> str:
-    """'new', 'resume' or 'finished' (see hypermeta.sweep.status)."""
-    return status(cell.cfg, cell.path)
+    """'new', 'resume' or 'finished' (see hypermeta.sweep.status), as the driver sees it: physics
+    "auto" is resolved by each cell where it trains (and recorded there), not against the
+    driver's backend, so a driver of any kind continues and reports a sweep whose cells recorded
+    "c" or "mjx"."""
+    return status(cell.cfg, cell.path, trains_here=False)

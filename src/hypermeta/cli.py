@@ -139,6 +139,10 @@ def sweep_main(argv: list[str]) -> None:
         env_spec(pre.env)
     args = tyro.cli(SweepArgs, args=argv, prog="hypermeta sweep",
                     description="Train methods x learning rates x seeds on one environment (the paper's protocol).")
+    if args.ray is not None:
+        from hypermeta.cluster import driver_on_cpu
+
+        driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     _setup_compile_cache(args)  # also exported to the sweep's local Ray workers (HYPERMETA_COMPILE_CACHE)
     from hypermeta.sweep import run_sweep
 
@@ -185,6 +189,10 @@ def reproduce_main(argv: list[str]) -> None:
         return
     figure = get_figure(argv[0])
     args = tyro.cli(ReproduceArgs, args=argv[1:], prog=f"hypermeta reproduce {figure.name}", description=describe(figure))
+    if args.ray is not None:
+        from hypermeta.cluster import driver_on_cpu
+
+        driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     envs = figure.envs if args.envs is None else args.envs
     unknown = [e for e in envs if e not in figure.envs]
     if unknown:

@@ -57,6 +57,17 @@ def _token_auth() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def driver_on_cpu() -> None:
+    """Keep this process, a sweep's driver, off the accelerators: it plans and checks cells and
+    trains nothing, but a JAX backend started on a GPU node would reserve most of a GPU that Ray
+    gives to a cell. Importing hypermeta starts no backend; this pins JAX to the CPU for the
+    checks that build an environment (a MuJoCo configuration's), before any backend starts.
+    The workers are other processes: the cells resolve physics "auto" on their own backend."""
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")  # not os.environ: a --ray local cluster inherits that
+
+
 def check_address(address: str) -> None:
     """A host:port that nothing answers on fails here, in seconds, rather than after Ray's long wait."""
     if address in ("auto", "local") or address.startswith("ray://"):

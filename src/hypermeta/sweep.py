@@ -122,8 +122,11 @@ def clear_leftover(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def status(cfg: TrainConfig, path: Path) -> str:
-    """'new', 'resume' or 'finished'; a directory holding a different run is an error."""
+def status(cfg: TrainConfig, path: Path, trains_here: bool = True) -> str:
+    """'new', 'resume' or 'finished'; a directory holding a different run is an error.
+    `trains_here=False` (the driver of a sweep on a cluster): physics "auto" is resolved where
+    the run trains, so here it agrees with whichever engine the run recorded, and this process's
+    JAX backend is neither asked nor started (the cell checks the engine again where it runs)."""
     if not path.exists() or is_leftover(path):
         return "new"
     if path.is_dir() and not (path / "config.json").exists() and any((p / "config.json").exists() for p in path.iterdir()):
@@ -131,7 +134,15 @@ def status(cfg: TrainConfig, path: Path) -> str:
                          "continue it with the same --ray command, or choose another --out")
     stored = stored_config(path)
     given, kept = cfg.to_dict(), stored.to_dict()
-    diffs = cfg.differences(stored)
+    if not trains_here and cfg.physics == "auto":
+        # One engine on both sides: `differences` compares the rest without resolving "auto".
+        diffs = dataclasses.replace(cfg, physics="c").differences(dataclasses.replace(stored, physics="c"))
+    else:
+        diffs = cfg.differences(stored)
+    if "physics" in diffs and cfg.physics == "auto":  # say what "auto" means where the run would train
+        from hypermeta.config import resolve_physics
+
+        given["physics"] = f"auto ({resolve_physics('auto')} on this machine)"
     if diffs:
         raise UsageError(
             f"{path} holds a run with {', '.join(f'{k}={kept[k]!r}' for k in diffs)}, but this sweep asks for "

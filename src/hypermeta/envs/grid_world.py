@@ -23,12 +23,14 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from hypermeta.envs.base import Array, Box, Discrete, Environment, PRNGKey
 
-# (dx, dy) for noop, up, right, down, left.
-_MOVES = jnp.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], dtype=jnp.int32)
+# (dx, dy) for noop, up, right, down, left. A numpy constant: a JAX array here would start a
+# JAX backend (and take a GPU) in every process that imports the environments, the sweep driver's too.
+_MOVES = np.array([[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]], dtype=np.int32)
 
 
 @struct.dataclass
@@ -94,7 +96,7 @@ class GridWorld(Environment):
     def step(
         self, key: PRNGKey, state: GridState, action: Array, task: Array
     ) -> tuple[Array, GridState, Array, Array, dict[str, Array]]:
-        pos = jnp.clip(state.pos + _MOVES[action], 0, self.size - 1)
+        pos = jnp.clip(state.pos + jnp.asarray(_MOVES)[action], 0, self.size - 1)
         goal = task.astype(jnp.int32)
         on_goal = jnp.all(pos == goal)
         if self.dense:

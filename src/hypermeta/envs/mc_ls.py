@@ -89,7 +89,7 @@ def _transitions() -> np.ndarray:
     return table
 
 
-NEXT = jnp.asarray(_transitions())
+NEXT = _transitions()  # numpy: a JAX array at import would start a backend (the sweep driver's too)
 
 # --- Rendering -----------------------------------------------------------------------
 # A 10 x 10 picture (row 0 at the top); each room cell is a 2 x 2 block. Resolutions
@@ -145,7 +145,7 @@ def _pictures() -> dict[str, np.ndarray]:
                 column=column, cell_masks=cell_masks)
 
 
-_PICTURES = {k: jnp.asarray(v) for k, v in _pictures().items()}
+_PICTURES = _pictures()  # numpy, as NEXT; made JAX arrays where rendered
 
 
 @struct.dataclass
@@ -232,7 +232,7 @@ class MCLS(Environment):
         # Phase 0: only RIGHT leaves the signal tile.
         leave = action == RIGHT
         # Phase 1: the room's transition table.
-        nxt = NEXT[state.cell, action]
+        nxt = jnp.asarray(NEXT)[state.cell, action]
         moved = nxt != _BLOCKED
         exits = nxt == _EXIT
         room_type = state.room_types[jnp.minimum(state.room, self.rooms - 1)]
@@ -268,7 +268,7 @@ class MCLS(Environment):
 
     def render(self, state: MazeState, task: Array) -> Array:
         """The view of `state` as a (resolution, resolution, 3) image in [0, 1]."""
-        pics = _PICTURES
+        pics = {k: jnp.asarray(v) for k, v in _PICTURES.items()}
         signal = pics["blank"] if self.hidden_signal else jnp.where(task[0] > 0, pics["green"], pics["red"])
         room_type = state.room_types[jnp.minimum(state.room, self.rooms - 1)]
         column_colour = jnp.asarray(COLUMN)[room_type]

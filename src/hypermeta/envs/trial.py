@@ -139,7 +139,7 @@ def reports_timeouts(env: EnvironmentBase) -> bool:
         return reports_timeouts(env.env)
     if not isinstance(env, Environment):
         return True
-    key = jax.random.PRNGKey(0)
+    key = jax.eval_shape(jax.random.PRNGKey, 0)  # shapes only: no backend started (a sweep's driver)
     task = jax.eval_shape(env.sample_task, key)
 
     def one_step(key, task):
