@@ -6,11 +6,13 @@ cluster, with the worker of one cell killed (SIGKILL) right after its first chec
 locally; every test compares with the local sweep. Workers inherit the environment of the
 `ray start` process, hence conftest's XLA_FLAGS; the small networks reach them through the
 configurations the driver plans (planning is the driver's, with this module's `method_defaults`).
+One test starts a 2-node cluster of its own (a node that does not see the storage).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -35,7 +37,7 @@ from hypermeta.analysis.report import write_report  # noqa: E402
 from hypermeta.cell_task import read_record  # noqa: E402
 from hypermeta.cells import ClusterConfig, plan_cells, split_runs  # noqa: E402
 from hypermeta.cli import main  # noqa: E402
-from hypermeta.cluster import CellsFailed, run_cluster_sweeps  # noqa: E402
+from hypermeta.cluster import CellsFailed, lease_path, run_cluster_sweeps  # noqa: E402
 from hypermeta.errors import UsageError  # noqa: E402
 from hypermeta.sweep import SweepConfig, run_sweep  # noqa: E402
 
@@ -102,15 +104,15 @@ def cluster(tmp_path_factory) -> str:
         log.close()
 
 
-def _wait_for_head(address: str, head: subprocess.Popen, timeout: float = 120) -> None:
-    """Until a driver can connect and the node has registered its 2 CPUs."""
+def _wait_for_head(address: str, head: subprocess.Popen, timeout: float = 120, cpus: int = 2) -> None:
+    """Until a driver can connect and the node has registered its CPUs."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert head.poll() is None, "ray start --head exited"
         try:
             ray.init(address=address, logging_level="error", log_to_driver=False)
             try:
-                if ray.cluster_resources().get("CPU") == 2:
+                if ray.cluster_resources().get("CPU") == cpus:
                     return
             finally:
                 ray.shutdown()
@@ -124,13 +126,21 @@ def fault_plan(cfg, path, resume, show_progress, faults: dict[str, str]):
     """`train` with a fault for the cells whose path ends with a key of `faults`: 'kill' (the
     worker process dies by SIGKILL right after the cell's first checkpoint, once: the file
     `faults['flag']` marks it), 'error' (raises at once), 'hang' (sleeps after the first
-    checkpoint until its driver is lost)."""
+    checkpoint until its driver is lost), 'missing' (a file not found), 'usage' (a bad
+    configuration), 'eio' (an I/O error, once: the file `faults['flag']` marks it)."""
     from hypermeta.rundir import RunDir
     from hypermeta.training.loop import train
 
     fault = next((f for key, f in faults.items() if Path(path).as_posix().endswith("/" + key)), None)
     if fault == "error":
         raise FloatingPointError(f"injected: lr {cfg.lr[0]} is impossible")
+    if fault == "missing":
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", f"{path}/injected.npz")
+    if fault == "usage":
+        raise UsageError(f"injected: {cfg.method} cannot train lr {cfg.lr[0]}")
+    if fault == "eio" and not Path(faults["flag"]).exists():
+        Path(faults["flag"]).touch()
+        raise OSError(errno.EIO, "Input/output error", f"{path}/metrics.csv")
     if fault == "hang" or (fault == "kill" and not Path(faults["flag"]).exists()):
         save = RunDir.save_checkpoint
 
@@ -223,6 +233,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_dir):
     assert killed["attempts"] == 2 and killed["start_update"] == 5 and killed["state"] == "done"
     # resumed rows are not counted twice: one row per evaluation
     assert pd.read_csv(ray_dir / KILLED / "metrics.csv")["update"].tolist() == [5, 10]
+    assert not lease_path(ray_dir).exists()  # the driver gave the sweep directory up when it ended
 
 
 def test_driver_lost_then_the_same_command_finishes_the_rest(cluster, ray_dir, tmp_path, monkeypatch):
@@ -270,6 +281,127 @@ def test_driver_lost_then_the_same_command_finishes_the_rest(cluster, ray_dir, t
     failed = [c for c in status["cell_states"] if c["state"] == "failed"]
     assert [(c["name"], c["attempts"]) for c in failed] == [(failing, 1)]  # not retried
     assert failed[0]["error"] == "FloatingPointError: injected: lr 0.0001 is impossible"
+
+
+def test_deterministic_errors_fail_at_once_transient_ones_are_retried(cluster, tmp_path, monkeypatch):
+    """Of 3 cells, a missing file and a bad configuration fail on their first attempt with their
+    line (Ray does not retry them: they would fail again); an I/O error (EIO, as of network
+    storage) is retried and the cell finishes."""
+    sweep = dataclasses.replace(SWEEP, methods=("rnn",), lr=(1e-3, 3e-4, 1e-4))
+    missing, usage, eio = (f"grid-world/rnn/lr-{lr}_seed-1" for lr in ("0.001", "0.0003", "0.0001"))
+    faults = {missing.split("/", 1)[1]: "missing", usage.split("/", 1)[1]: "usage", eio.split("/", 1)[1]: "eio",
+              "flag": str(tmp_path / "eio-once")}
+    out = tmp_path / "sweep"
+    with pytest.raises(CellsFailed, match=r"^2 of 3 cells failed"):
+        run_cluster_sweeps([sweep], out, ClusterConfig(ray=cluster, max_retries=-1), show_progress=False,
+                           refresh_s=0.2, train_fn=with_faults(**faults))
+    status = {c["name"]: c for c in json.loads((out / "sweep-status.json").read_text())["cell_states"]}
+    assert {name: (c["state"], c["attempts"], c["error"]) for name, c in status.items()} == {
+        missing: ("failed", 1, f"FileNotFoundError: [Errno 2] No such file or directory: '{out / missing}/injected.npz'"),
+        usage: ("failed", 1, "UsageError: injected: rnn cannot train lr 0.0003"),
+        eio: ("done", 2, ""),
+    }
+    assert (out / eio / "summary.json").exists() and (tmp_path / "eio-once").exists()
+
+
+def test_a_node_that_does_not_see_the_storage_gets_no_more_cells(cluster, tmp_path, capsys, monkeypatch):
+    """The only node stops seeing the driver's storage after the check (here: the driver's token
+    changes): the first cell to fail marks the node, which leaves no node for it; the other cell
+    is not tried on it again. Both fail at once, with one line each. Ray's label selector keeps a
+    task off the nodes given (a task avoiding the only node waits; one avoiding another runs)."""
+    import hypermeta.cluster as cluster_module
+    from hypermeta.cluster import avoiding
+
+    monkeypatch.setattr(cluster_module, "check_storage", lambda ray, out, cfg: "not-the-marker's-token")
+    sweep, out = dataclasses.replace(SWEEP, methods=("rnn",)), tmp_path / "sweep"
+    with pytest.raises(CellsFailed, match=r"^2 of 2 cells failed"):
+        run_cluster_sweeps([sweep], out, ClusterConfig(ray=cluster), show_progress=False, refresh_s=0.2)
+    said = capsys.readouterr().out
+    assert len(re.findall(r"does not see the driver's .*; that node gets no more cells \(1 such node\(s\)\)", said)) == 1
+    errors = [c["error"] for c in json.loads((out / "sweep-status.json").read_text())["cell_states"]]
+    left = f"StorageUnreachable: no node left that sees {out} (1 do not)"
+    assert left in errors
+    other = next(e for e in errors if e != left)
+    assert other.startswith("StorageUnreachable: ") and "does not see the driver's" in other
+    assert not (out / "grid-world").exists()
+
+    ray.init(address=cluster, logging_level="error", log_to_driver=False)
+    try:
+        node = ray.get_runtime_context().get_node_id()
+        where = ray.remote(num_cpus=0)(lambda: ray.get_runtime_context().get_node_id())
+        assert ray.get(where.options(**avoiding({"f" * 56})).remote(), timeout=120) == node
+        stuck = where.options(**avoiding({node})).remote()
+        assert ray.wait([stuck], timeout=3)[0] == []
+        ray.cancel(stuck)
+    finally:
+        ray.shutdown()
+
+
+def can_hide_a_directory() -> bool:
+    """Whether a process here may mount over a directory in a mount namespace of its own (root, unshare)."""
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_hide_a_directory(), reason="needs unshare and mount (root) to hide the storage from a node")
+def test_cells_are_rescheduled_away_from_a_node_that_joined_without_the_storage(tmp_path, monkeypatch, capsys):
+    """A cluster of its own: a 1-CPU head and, once the driver's storage check has passed, a
+    2-CPU node whose processes see an empty directory where the sweep is (a tmpfs over it, in a
+    mount namespace: a node that mounts nothing there). The cell Ray places on that node fails
+    there, is submitted again away from it and trains on the head; both cells finish there."""
+    import hypermeta.cluster as cluster_module
+
+    shared = tmp_path / "shared"
+    out = shared / "sweep"
+    shared.mkdir()
+    port, logs, procs = free_port(), tmp_path / "logs", []
+    logs.mkdir()
+    common = ["--disable-usage-stats", "--block"]
+
+    def start(argv: list[str], name: str) -> None:
+        procs.append(subprocess.Popen(argv, stdout=open(logs / name, "w"), stderr=subprocess.STDOUT))
+
+    check = cluster_module.check_storage
+
+    def check_then_join(ray_, out_, cfg):
+        token = check(ray_, out_, cfg)  # the head sees the storage
+        start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               f'mount -t tmpfs tmpfs "{shared}" && exec "{sys.executable}" -m ray.scripts.scripts start '
+               f'--address=127.0.0.1:{port} --node-ip-address=127.0.0.1 --num-cpus=2 '
+               f'--dashboard-agent-listen-port={free_port()} {" ".join(common)}'], "blind-node.log")
+        deadline = time.time() + 120
+        while ray_.cluster_resources().get("CPU") != 3:
+            assert time.time() < deadline and procs[-1].poll() is None, "the second node did not join"
+            time.sleep(0.5)
+        return token
+
+    monkeypatch.setattr(cluster_module, "check_storage", check_then_join)
+    start([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+           "--num-cpus=1", "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
+           f"--dashboard-agent-listen-port={free_port()}", *common], "head.log")
+    try:
+        _wait_for_head(f"127.0.0.1:{port}", procs[0], cpus=1)
+        sweep = dataclasses.replace(SWEEP, methods=("rnn",))
+        run_cluster_sweeps([sweep], out, ClusterConfig(ray=f"127.0.0.1:{port}"), show_progress=False, refresh_s=0.2)
+    finally:
+        for proc in reversed(procs):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    said = capsys.readouterr().out
+    assert len(re.findall(r"does not see the driver's .*; that node gets no more cells \(1 such node\(s\)\)", said)) == 1
+    status = json.loads((out / "sweep-status.json").read_text())
+    assert status["cells"] == {"total": 2, "done": 2, "running": 0, "waiting": 0, "failed": 0}
+    (blind,) = status["nodes_without_storage"]
+    for cell in status["cell_states"]:
+        attempts = read_record(out, cell["name"])["attempts"]
+        assert len(attempts) == 1 and attempts[0]["node_id"] != blind  # trained on the head only
+        assert (out / cell["name"] / "summary.json").exists()
 
 
 def test_an_output_path_the_workers_do_not_see_is_refused(cluster, tmp_path, capsys, monkeypatch):

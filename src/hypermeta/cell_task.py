@@ -10,13 +10,19 @@ worker's ~/.cache/hypermeta/jax), so a worker's later cells of the same configur
 retried cell load the compiled chunk instead of compiling it again.
 Every attempt is recorded in OUT/.cluster/cells/NAME.json (node, process, the update it
 started from), which the driver's progress view and status file read.
+
+What a cell raises decides whether Ray retries it (hypermeta.cluster._task): CellInterrupted and
+TransientIOError are retried; everything else, deterministic errors among them (a missing file,
+permission denied, a full disk, a bad configuration), fails the cell at once.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +39,36 @@ class CellInterrupted(RuntimeError):
 
 
 class StorageUnreachable(RuntimeError):
-    """The worker does not see the driver's sweep directory: a deterministic failure, not retried."""
+    """The worker does not see the driver's sweep directory: not retried on this node; the driver
+    resubmits the cell away from `node_id` (the Ray node that failed)."""
+
+    def __init__(self, message: str, node_id: str = ""):
+        super().__init__(message)
+        self.node_id = node_id
+
+    def __reduce__(self):  # keeps node_id across the pickling from worker to driver
+        return type(self), (str(self), self.node_id)
+
+
+class TransientIOError(OSError):
+    """An I/O error that may pass (a storage server timing out or restarting): Ray retries the cell."""
+
+
+TRANSIENT_ERRNOS = frozenset(getattr(errno, name) for name in (
+    "EIO", "ESTALE", "ETIMEDOUT", "EAGAIN", "EINTR", "EBUSY", "ENOLCK", "ECONNRESET", "ECONNABORTED",
+    "ECONNREFUSED", "ENETDOWN", "ENETUNREACH", "ENETRESET", "EHOSTDOWN", "EHOSTUNREACH", "EREMOTEIO")
+    if hasattr(errno, name))
+"""Errors of network storage and overloaded servers. Others (ENOENT, EACCES, EPERM, ENOSPC, EDQUOT,
+EROFS, ...) would fail the same way again: the cell fails at once, with its line."""
+
+
+def _node_id() -> str:
+    """The Ray node this worker runs on ('' outside Ray): the worker has Ray imported already."""
+    ray = sys.modules.get("ray")
+    try:
+        return ray.get_runtime_context().get_node_id() if ray is not None else ""
+    except Exception:  # not connected (a test calling run_cell directly)
+        return ""
 
 
 def storage_marker(out: Path) -> Path:
@@ -79,8 +114,8 @@ def _record_attempt(out: Path, name: str, session: str, start_update: int) -> No
     # Only one attempt of a cell runs at a time (Ray starts a retry after the last one died),
     # so this read-modify-write has no competitor.
     record = read_record(out, name)
-    record["attempts"].append({"session": session, "node": socket.gethostname(), "pid": os.getpid(),
-                               "start_update": start_update, "time": time.time()})
+    record["attempts"].append({"session": session, "node": socket.gethostname(), "node_id": _node_id(),
+                               "pid": os.getpid(), "start_update": start_update, "time": time.time()})
     atomic_write_json(record_path(out, name), record)
 
 
@@ -93,12 +128,21 @@ def run_cell(cfg: dict, path: str, name: str, out: str, token: str, session: str
              train_fn: Callable | None = None) -> dict:
     """Train one cell into `path` (new, or resumed from an earlier attempt's checkpoint);
     returns where it ran and from which update it started."""
+    unreachable = probe_storage(out, token)
+    if unreachable:
+        raise StorageUnreachable(f"{unreachable}; put --out on storage every node mounts at the same path", _node_id())
+    try:
+        return _train_cell(cfg, path, name, out, session, train_fn)
+    except OSError as e:
+        if e.errno in TRANSIENT_ERRNOS and not isinstance(e, TransientIOError):
+            raise TransientIOError(e.errno, e.strerror, e.filename) from e
+        raise
+
+
+def _train_cell(cfg: dict, path: str, name: str, out: str, session: str, train_fn: Callable | None) -> dict:
     from hypermeta.sweep import clear_leftover, status
     from hypermeta.training.loop import Stopped, train
 
-    unreachable = probe_storage(out, token)
-    if unreachable:
-        raise StorageUnreachable(f"{unreachable}; put --out on storage every node mounts at the same path")
     config, run_dir = TrainConfig.from_dict(cfg), Path(path)
     # Physics "auto" is resolved here, on the cell's backend, not the driver's: a new run records
     # the engine it uses (train); a resumed one must have recorded the engine "auto" means here.

@@ -39,7 +39,8 @@ class ClusterConfig:
     cell_gpus: float = 0.0
     """GPUs a cell asks Ray for (e.g. 1, or 0.5 to share a GPU between two cells)."""
     max_retries: int = 3
-    """Times Ray retries a cell whose worker or node was lost; it resumes from its last checkpoint."""
+    """Times Ray retries a cell whose worker or node was lost, or that met a transient I/O error
+    (-1: without limit); it resumes from its last checkpoint. Other errors are not retried."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ def plan_cells(sweep: SweepConfig, out: Path, cluster: ClusterConfig) -> list[Ce
 
     if cluster.cell_cpus < 0 or cluster.cell_gpus < 0:
         raise UsageError(f"--cell-cpus and --cell-gpus must be >= 0, got {cluster.cell_cpus} and {cluster.cell_gpus}")
-    if cluster.max_retries < 0:
-        raise UsageError(f"--max-retries must be >= 0, got {cluster.max_retries}")
+    if cluster.max_retries < -1:
+        raise UsageError(f"--max-retries must be >= 0, or -1 to retry without limit; got {cluster.max_retries}")
     per_cell = auto_runs_per_cell(cluster)
     by_method = []
     for cfg, method_dir in plan(sweep, out):

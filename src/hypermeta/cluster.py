@@ -9,22 +9,40 @@ cell that fails by itself (a bad configuration, an error in training) is not ret
 reported with its error, and the other cells go on. The driver lost: the same command again
 skips the finished cells and resumes the others. Run directories are the local sweep's
 (hypermeta.cells), so `hypermeta report OUT` reads them unchanged.
+
+A sweep directory has one driver at a time: the driver holds a lease on it (DriverLease,
+OUT/.cluster/driver-lease.json) that it renews every HEARTBEAT_S; another driver is refused while
+the lease is live and takes it over once it is stale (its owner's process is gone, or no renewal
+for STALE_AFTER_S).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sys
+import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hypermeta.cell_task import CellInterrupted, probe_storage, run_cell, storage_marker, write_storage_marker
+from hypermeta.cell_task import (
+    CLUSTER_DIR,
+    CellInterrupted,
+    StorageUnreachable,
+    TransientIOError,
+    probe_storage,
+    run_cell,
+    storage_marker,
+    write_storage_marker,
+)
 from hypermeta.cells import Cell, ClusterConfig, cell_status, plan_cells
 from hypermeta.errors import UsageError
+from hypermeta.rundir import atomic_write_json
 from hypermeta.sweep import SweepConfig
 from hypermeta.sweep_progress import STATUS_FILE, SweepProgress
 
@@ -33,6 +51,165 @@ INSTALL = 'pip install -e ".[ray]"'
 
 class CellsFailed(UsageError):
     """Some cells failed by themselves; the others finished."""
+
+
+LEASE_FILE = "driver-lease.json"
+HEARTBEAT_S = 10.0
+"""How often the driver renews its lease on the sweep directory."""
+STALE_AFTER_S = 3 * HEARTBEAT_S
+"""A lease not renewed for this long (3 missed heartbeats) is its dead owner's: a new driver takes it."""
+
+
+def lease_path(out: Path) -> Path:
+    return out / CLUSTER_DIR / LEASE_FILE
+
+
+def read_lease(path: Path) -> dict | None:
+    """The lease in `path`, None where there is none; {} (stale) where it cannot be read."""
+    try:
+        lease = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return lease if isinstance(lease, dict) else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # another user's process, or no valid pid
+        return pid > 0
+    return True
+
+
+def lease_is_stale(lease: dict, now: float | None = None) -> bool:
+    """Whether the lease's owner is gone: not renewed for its stale_after seconds or, on this host,
+    its process has exited (a driver killed here is succeeded at once, not after the timeout)."""
+    now = time.time() if now is None else now
+    if now - float(lease.get("renewed", 0)) > float(lease.get("stale_after", STALE_AFTER_S)):
+        return True
+    return lease.get("host") == socket.gethostname() and not _pid_alive(int(lease.get("pid", 0)))
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def refusal(out: Path, lease: dict) -> str:
+    """The one line for a second driver while the owner's lease is live."""
+    ago = max(0.0, time.time() - float(lease.get("renewed", 0)))
+    return (f"--out {out} belongs to another driver: {lease.get('host', '?')} pid {lease.get('pid', '?')}, started "
+            f"{_when(float(lease.get('started', 0)))} ({', '.join(lease.get('envs', [])) or 'a sweep'}), its lease renewed "
+            f"{ago:.0f} s ago; wait for it to end or stop it, or use another --out (a driver that died loses "
+            f"the directory {float(lease.get('stale_after', STALE_AFTER_S)):.0f} s after its last renewal)")
+
+
+def _create_exclusive(path: Path, record: dict) -> None:
+    """Write `record` to `path` whole, failing with FileExistsError where `path` exists: of two
+    drivers creating the lease at once, exactly one gets it (a hard link is atomic, on NFS too)."""
+    tmp = path.with_name(f".{path.name}.{record['session']}.tmp")
+    atomic_write_json(tmp, record)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: an exclusive create, written at once
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class DriverLease:
+    """One driver's ownership of a sweep directory, renewed by a heartbeat thread while it runs.
+
+    Only the owner writes the storage token, submits cells and writes the status file: a second
+    driver would replace the token under the first one's queued cells (they would fail as not
+    seeing the storage) and train the same run directories twice. The lease is refused while
+    live whatever the second driver's environments (run several environments as one driver:
+    `hypermeta reproduce`, or give each its own --out). `lost` is set where another driver took
+    the lease over (this one was stalled past STALE_AFTER_S): this driver must stop."""
+
+    def __init__(self, out: Path, envs: list[str]):
+        self.out, self.path = out, lease_path(out)
+        now = time.time()
+        self.record = {"session": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "envs": envs,
+                       "started": now, "renewed": now, "stale_after": STALE_AFTER_S}
+        self.took_over: dict | None = None
+        """The stale lease this driver succeeded, if any."""
+        self.lost: dict | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> DriverLease:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lease, or raise UsageError naming its live owner."""
+        try:
+            for _ in range(5):
+                lease = read_lease(self.path)
+                if lease is None:
+                    try:
+                        _create_exclusive(self.path, self.record)
+                    except FileExistsError:  # another driver created it first: look at it
+                        continue
+                    break
+                if not lease_is_stale(lease):
+                    raise UsageError(refusal(self.out, lease))
+                # Move the stale lease aside: of two successors only one rename succeeds.
+                aside = self.path.with_name(f".{LEASE_FILE}.stale-{self.record['session']}")
+                try:
+                    os.rename(self.path, aside)
+                except FileNotFoundError:
+                    continue
+                moved = read_lease(aside)
+                if moved and moved.get("session") != lease.get("session"):  # a successor's fresh lease
+                    os.replace(aside, self.path)
+                    continue
+                aside.unlink(missing_ok=True)
+                self.took_over = lease
+            else:
+                raise UsageError(f"--out {self.out}: other drivers are starting on it at the same time; run one")
+        except OSError as e:
+            raise UsageError(f"--out {self.out}: cannot write there ({e.strerror or e})") from None
+        self._thread = threading.Thread(target=self._beat, name="hypermeta-lease", daemon=True)
+        self._thread.start()
+
+    def renew(self) -> bool:
+        """Write a new renewal time; False (and `lost` set) where another driver holds the lease now."""
+        lease = read_lease(self.path)
+        if not lease or lease.get("session") != self.record["session"]:
+            self.lost = lease or {}
+            return False
+        self.record["renewed"] = time.time()
+        atomic_write_json(self.path, self.record)
+        return True
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                if not self.renew():
+                    return
+            except OSError:  # the storage hiccuped: the next beat tries again, well within STALE_AFTER_S
+                pass
+
+    def release(self) -> None:
+        """Stop renewing and remove the lease if it is still this driver's."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            if (read_lease(self.path) or {}).get("session") == self.record["session"]:
+                self.path.unlink()
 
 
 def require_ray() -> None:
@@ -148,13 +325,24 @@ def _task(ray, cluster: ClusterConfig):
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * cluster.cell_gpus:.2f}"
     return ray.remote(
         num_cpus=cluster.cell_cpus, num_gpus=cluster.cell_gpus,
-        # Lost workers and nodes are retried by Ray (max_retries); of the cell's own errors
-        # only an interruption (a checkpoint saved on SIGTERM) and I/O errors (shared storage)
-        # are, the others (bad configuration, errors in training) would fail again.
-        max_retries=cluster.max_retries, retry_exceptions=[CellInterrupted, OSError],
+        # Lost workers and nodes are retried by Ray (max_retries, -1: without limit); of the cell's
+        # own errors only an interruption (a checkpoint saved on SIGTERM) and transient I/O errors
+        # (network storage) are: the others (a missing file, permission denied, a full disk, a bad
+        # configuration, an error in training) would fail again. Ray matches retry_exceptions by
+        # isinstance, hence TransientIOError, not OSError (which FileNotFoundError is too).
+        max_retries=cluster.max_retries, retry_exceptions=[CellInterrupted, TransientIOError],
         # A GPU worker exits after its cell: JAX keeps the GPU memory it reserved until then.
         max_calls=1 if cluster.cell_gpus else 0,
         runtime_env={"env_vars": env})(run_cell)
+
+
+NODE_ID_LABEL = "ray.io/node-id"
+"""The label Ray gives every node, its id: a task's label_selector can exclude nodes by it."""
+
+
+def avoiding(bad_nodes: set[str]) -> dict:
+    """Ray task options that keep a task off `bad_nodes` (nodes that do not see the storage)."""
+    return {"label_selector": {NODE_ID_LABEL: f"!in({','.join(sorted(bad_nodes))})"}} if bad_nodes else {}
 
 
 def failure_line(ray, error: Exception) -> str:
@@ -165,17 +353,64 @@ def failure_line(ray, error: Exception) -> str:
     return f"{type(cause).__name__}: {text.strip()}"[:500]
 
 
-def _follow(ray, pending: dict, progress: SweepProgress, refresh_s: float) -> None:
-    """Wait for every submitted cell, recording each as done or failed, refreshing the view."""
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=refresh_s)
-        for ref in ready:
-            cell = pending.pop(ref)
-            try:
-                progress.done(cell, ray.get(ref))
-            except ray.exceptions.RayError as e:
-                progress.failed(cell, failure_line(ray, e))
-        progress.refresh()
+class _Driver:
+    """The submitted cells of one driver session: submits, follows and resubmits them."""
+
+    def __init__(self, ray, task, out: Path, cluster: ClusterConfig, token: str, session: str, train_fn: Callable | None):
+        self.ray, self.task, self.out, self.cluster = ray, task, out, cluster
+        self.args = (str(out), token, session, train_fn)
+        self.pending: dict = {}
+        self.bad_nodes: dict[str, str] = {}
+        """Node id -> why: nodes that did not see the storage, given no cell again."""
+
+    def submit(self, cell: Cell) -> None:
+        options = {"name": cell.name, **avoiding(set(self.bad_nodes))}
+        self.pending[self.task.options(**options).remote(cell.cfg.to_dict(), str(cell.path.resolve()), cell.name,
+                                                         *self.args)] = cell
+
+    def nodes_left(self) -> int:
+        """Alive nodes that could run a cell and are not known to miss the storage."""
+        return sum(1 for n in self.ray.nodes() if _can_run_cells(n, self.cluster) and n["NodeID"] not in self.bad_nodes)
+
+    def unreachable(self, cell: Cell, error: Exception, progress: SweepProgress) -> str:
+        """A cell whose node did not see the storage: remember the node and submit the cell again
+        away from it (and every other such node); '' if resubmitted, else why the cell fails."""
+        cause = error.cause
+        if not cause.node_id or cause.node_id in self.bad_nodes:  # no node to avoid: it would fail again
+            return failure_line(self.ray, error)
+        self.bad_nodes[cause.node_id] = progress.nodes_without_storage[cause.node_id] = str(cause)
+        progress.say(f"{cell.name}: {str(cause).split(';')[0]}; that node gets no more cells "
+                     f"({len(self.bad_nodes)} such node(s))")
+        if not self.nodes_left():
+            return f"StorageUnreachable: no node left that sees {self.out} ({len(self.bad_nodes)} do not)"
+        self.submit(cell)
+        return ""
+
+    def follow(self, progress: SweepProgress, lease: DriverLease, refresh_s: float) -> None:
+        """Wait for every submitted cell, recording each as done or failed, refreshing the view."""
+        ray = self.ray
+        while self.pending:
+            if lease.lost is not None:
+                raise UsageError(f"{self.out} was taken over by another driver ("
+                                 f"{lease.lost.get('host', '?')} pid {lease.lost.get('pid', '?')}) while this one "
+                                 "was stalled; this driver stopped, the other goes on")
+            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=refresh_s)
+            for ref in ready:
+                cell = self.pending.pop(ref)
+                try:
+                    progress.done(cell, ray.get(ref))
+                except ray.exceptions.RayTaskError as e:
+                    why = (self.unreachable(cell, e, progress) if isinstance(getattr(e, "cause", None), StorageUnreachable)
+                           else failure_line(ray, e))
+                    if why:
+                        progress.failed(cell, why)
+                except ray.exceptions.RayError as e:
+                    progress.failed(cell, failure_line(ray, e))
+            progress.refresh()
+
+    def cancel(self) -> None:
+        for ref in self.pending:
+            self.ray.cancel(ref)
 
 
 def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progress: bool = True,
@@ -187,10 +422,16 @@ def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progres
     if all(state == "finished" for state in states.values()):
         print(f"all {len(cells)} cells in {out} finished before: nothing to train")
         return
-    with connect(cluster.ray) as ray:
+    check_address(cluster.ray)  # an address nobody answers on: one line, nothing written in OUT
+    envs = sorted({c.name.split("/")[0] for c in cells})
+    # The lease before Ray: a second driver is refused in a moment, before it connects or writes.
+    with DriverLease(out, envs) as lease, connect(cluster.ray) as ray:
+        if lease.took_over:
+            print(f"took over {out} from a driver that is gone ({lease.took_over.get('host', '?')} pid "
+                  f"{lease.took_over.get('pid', '?')}, started {_when(float(lease.took_over.get('started', 0)))})")
         token = check_storage(ray, out, cluster)
         session = uuid.uuid4().hex[:12]
-        task = _task(ray, cluster)
+        driver = _Driver(ray, _task(ray, cluster), out, cluster, token, session, train_fn)
         with SweepProgress(cells, out, session, cluster.ray, show_progress) as progress:
             todo = [c for c in cells if states[c.name] != "finished"]
             for c in cells:
@@ -199,15 +440,17 @@ def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progres
             resumed = sum(states[c.name] == "resume" for c in todo)
             progress.say(f"{len(cells)} cells in {out}: {len(cells) - len(todo)} finished before (skipped), "
                          f"{resumed} to resume, {len(todo) - resumed} new; status in {out / STATUS_FILE}")
-            pending = {task.options(name=c.name).remote(c.cfg.to_dict(), str(c.path.resolve()), c.name, str(out), token, session,
-                                                        train_fn): c for c in todo}
+            for c in todo:
+                driver.submit(c)
             try:
-                _follow(ray, pending, progress, refresh_s)
+                driver.follow(progress, lease, refresh_s)
             except KeyboardInterrupt:
-                for ref in pending:
-                    ray.cancel(ref)
+                driver.cancel()
                 raise KeyboardInterrupt("stopped; run the same command again to continue (finished cells are "
                                         "skipped, the others resume from their last checkpoint)") from None
+            except UsageError:
+                driver.cancel()
+                raise
     failed = [s for s in progress.states.values() if s.state == "failed"]
     if failed:
         raise CellsFailed(f"{len(failed)} of {len(cells)} cells failed ({', '.join(s.cell.name for s in failed)}; errors "

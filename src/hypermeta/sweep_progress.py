@@ -8,7 +8,8 @@ rewritten atomically on every refresh, so a script can poll it:
     {"finished": false, "cells": {"total", "done", "running", "waiting", "failed"},
      "frames": {"done", "total"}, "frames_per_second", "eta_seconds",
      "cell_states": [{"name", "path", "runs", "state", "frames", "frames_total", "attempts",
-                      "node", "start_update", "error"}, ...], ...}
+                      "node", "start_update", "error"}, ...],
+     "nodes_without_storage": {NODE_ID: why}, ...}
 
 A cell is 'waiting' until a worker starts it, 'running' from then on (also between the
 retries of a lost worker), then 'done' or 'failed'; cells a previous driver finished are
@@ -79,6 +80,8 @@ class SweepProgress:
     address: str
     show: bool = True
     states: dict[str, CellState] = field(init=False)
+    nodes_without_storage: dict[str, str] = field(default_factory=dict)
+    """Ray nodes found not to see the storage (node id -> why), given no more cells."""
     _history: deque = field(init=False)
     _live: Live | None = field(init=False, default=None)
 
@@ -188,4 +191,5 @@ class SweepProgress:
                              "state": s.state, "frames": s.frames, "frames_total": s.cell.frames,
                              "attempts": s.attempts, "node": s.node, "start_update": s.start_update,
                              "error": s.error} for s in self.states.values()],
+            "nodes_without_storage": self.nodes_without_storage,
         })
