@@ -494,7 +494,7 @@ def test_update_replays_the_encoder_before_every_minibatch(rig, mode):
         params0, opt0)
 
     adv, targets = ppo.gae(scaled, rollout.value, rollout.done, rollout.last_value, cfg.gamma, cfg.gae_lambda)
-    adv = (adv - adv.mean()) / (adv.std() + 1e-5)
+    adv = ppo.standardize(adv)
     order = ppo.minibatch_indices(jax.random.split(key, 1)[0], NUM_STEPS, cfg.num_envs, 2, mode)
     grad = jax.jit(jax.grad(lambda p, i: ppo.ppo_loss(p, agent, obs_rms, rollout, i, adv, targets, cfg)[0]))
     params, opt = params0, opt0

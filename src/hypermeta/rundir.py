@@ -49,6 +49,12 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def run_dir_name(method: str, state_embed: int, default_state_embed: int) -> str:
+    """A sweep's directory of one method: METHOD, or METHOD_state-embed-N for a policy state
+    embedding other than the method's default."""
+    return method if state_embed == default_state_embed else f"{method}_state-embed-{state_embed}"
+
+
 def run_key(seed: int, lr: float) -> str:
     """How summary.json and diverged.json name a run: 'seed=73,lr=0.0003' (lr as metrics.csv writes it)."""
     return f"seed={int(seed)},lr={float(lr)}"

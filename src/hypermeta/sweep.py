@@ -58,11 +58,6 @@ class SweepConfig:
     once. Default: each method's default size (--model.policy-state-embed of train)."""
 
 
-def run_dir_name(method: str, state_embed: int, default_state_embed: int) -> str:
-    """METHOD, or METHOD_state-embed-N for a size other than the method's default."""
-    return method if state_embed == default_state_embed else f"{method}_state-embed-{state_embed}"
-
-
 def _check_state_embeds(sizes: tuple[int, ...]) -> None:
     if not sizes:
         raise UsageError("--state-embeds needs at least one size")
@@ -85,6 +80,8 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
         raise UsageError(f"--methods names {', '.join(duplicates)} more than once")
     if sweep.state_embeds is not None:
         _check_state_embeds(tuple(sweep.state_embeds))
+    from hypermeta.rundir import run_dir_name  # here: rundir imports orbax, which the driver's import need not
+
     planned = []
     for m in methods:
         base = method_defaults(sweep.env, m)

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from hypermeta.config import TrainConfig
 from hypermeta.errors import UsageError
-from hypermeta.rundir import RunDir, atomic_write_json, run_key
+from hypermeta.rundir import RunDir, atomic_write_json, run_dir_name, run_key
 
 SINKS = ("tensorboard", "wandb")
 #: Columns that name a run or a step rather than measure something.
@@ -62,7 +62,6 @@ def log_group(cfg: TrainConfig) -> str:
     method's default: what a sweep names the run directory of these runs."""
     from hypermeta.families import method_defaults
     from hypermeta.methods.registry import get_method
-    from hypermeta.sweep import run_dir_name
 
     method = get_method(cfg.method)
     default = method_defaults(cfg.env, method.name).model.policy_state_embed
