@@ -122,7 +122,7 @@ def _wait_for_head(address: str, head: subprocess.Popen, timeout: float = 120, c
     raise TimeoutError(f"no Ray head at {address} after {timeout} s")
 
 
-def fault_plan(cfg, path, resume, show_progress, faults: dict[str, str]):
+def fault_plan(cfg, path, resume, show_progress, faults: dict[str, str], fence=None):
     """`train` with a fault for the cells whose path ends with a key of `faults`: 'kill' (the
     worker process dies by SIGKILL right after the cell's first checkpoint, once: the file
     `faults['flag']` marks it), 'error' (raises at once), 'hang' (sleeps after the first
@@ -152,7 +152,7 @@ def fault_plan(cfg, path, resume, show_progress, faults: dict[str, str]):
             os.kill(os.getpid(), signal.SIGKILL)
 
         RunDir.save_checkpoint = save_then_fail  # in this worker process only
-    return train(cfg, path, resume=resume, show_progress=show_progress)
+    return train(cfg, path, resume=resume, show_progress=show_progress, fence=fence)
 
 
 def with_faults(**faults):

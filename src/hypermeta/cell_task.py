@@ -11,9 +11,17 @@ retried cell load the compiled chunk instead of compiling it again.
 Every attempt is recorded in OUT/.cluster/cells/NAME.json (node, process, the update it
 started from), which the driver's progress view and status file read.
 
+Attempts are fenced: each takes a fresh token, written atomically to OUT/.cluster/cells/NAME.attempt
+when it starts, and checks before each chunk's writes (metrics rows, diverged.json, checkpoints,
+the summary) that the file still holds its own token (one small read per chunk). An attempt
+orphaned by a driver that died (its Ray task goes on where the cluster outlives the driver) thus
+stops with AttemptSuperseded, writing nothing more, at its next chunk once the next driver's
+attempt of the cell has started. The token lives beside the attempt record, not in the run
+directory, which `train` must create itself for a new run.
+
 What a cell raises decides whether Ray retries it (hypermeta.cluster._task): CellInterrupted and
 TransientIOError are retried; everything else, deterministic errors among them (a missing file,
-permission denied, a full disk, a bad configuration), fails the cell at once.
+permission denied, a full disk, a bad configuration) and AttemptSuperseded, fails the cell at once.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +57,11 @@ class StorageUnreachable(RuntimeError):
 
     def __reduce__(self):  # keeps node_id across the pickling from worker to driver
         return type(self), (str(self), self.node_id)
+
+
+class AttemptSuperseded(RuntimeError):
+    """A newer attempt of the cell took it over (this one was orphaned by a driver that died):
+    this attempt stops before writing anything more. Not retried: the newer attempt goes on."""
 
 
 class TransientIOError(OSError):
@@ -119,6 +133,31 @@ def _record_attempt(out: Path, name: str, session: str, start_update: int) -> No
     atomic_write_json(record_path(out, name), record)
 
 
+def attempt_path(out: Path, name: str) -> Path:
+    """OUT/.cluster/cells/ENV__METHOD[...].attempt: the token of the cell's current attempt."""
+    return record_path(out, name).with_suffix(".attempt")
+
+
+def claim_attempt(out: Path, name: str) -> Callable[[], None]:
+    """Make this the cell's current attempt (a fresh token, written atomically); returns the fence
+    that `train` calls before each write: it raises AttemptSuperseded once another attempt claimed
+    the cell after this one."""
+    token = uuid.uuid4().hex
+    path = attempt_path(out, name)
+    atomic_write_bytes(path, token.encode())
+
+    def fence() -> None:
+        try:
+            current = path.read_text()
+        except FileNotFoundError:  # removed with the sweep's bookkeeping: no longer this attempt's
+            current = ""
+        if current != token:
+            raise AttemptSuperseded(f"{name}: a newer attempt of this cell started; this one stopped "
+                                    "without writing more")
+
+    return fence
+
+
 def _latest_checkpoint(path: Path) -> int:
     steps = [int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
     return max(steps, default=0)
@@ -152,10 +191,11 @@ def _train_cell(cfg: dict, path: str, name: str, out: str, session: str, train_f
         # On resume `config` is the stored one but for what `differences` ignores (speed knobs,
         # log sinks): those are this sweep's.
         clear_leftover(run_dir)
+        fence = claim_attempt(Path(out), name)  # before the record: an orphan stops at its next chunk
         _record_attempt(Path(out), name, session, start)
         t0 = time.time()
         try:
-            (train_fn or train)(config, run_dir, resume=state == "resume", show_progress=False)
+            (train_fn or train)(config, run_dir, resume=state == "resume", show_progress=False, fence=fence)
         except Stopped as e:
             raise CellInterrupted(f"{name}: {e.where}") from None
     return {"node": socket.gethostname(), "state": state, "start_update": start,

@@ -7,7 +7,8 @@ Scheduling, placement and retries are Ray's: a cell whose worker or node is lost
 preemption) is retried up to --max-retries times and resumes from its last checkpoint; a
 cell that fails by itself (a bad configuration, an error in training) is not retried, is
 reported with its error, and the other cells go on. The driver lost: the same command again
-skips the finished cells and resumes the others. Run directories are the local sweep's
+skips the finished cells and resumes the others; an attempt the lost driver left running stops
+at its next chunk once the new driver's attempt of its cell starts (cell_task.claim_attempt). Run directories are the local sweep's
 (hypermeta.cells), so `hypermeta report OUT` reads them unchanged.
 
 A sweep directory has one driver at a time: the driver holds a lease on it (DriverLease,
@@ -316,19 +317,48 @@ def check_storage(ray, out: Path, cluster: ClusterConfig) -> str:
     return token
 
 
-def _task(ray, cluster: ClusterConfig):
-    """run_cell as a Ray task with the cell's resources and Ray's retries."""
-    env = {}
+def cell_threads(cluster: ClusterConfig) -> int:
+    """CPU threads a cell may use: its --cell-cpus, whole (at least 1)."""
+    return max(1, int(cluster.cell_cpus))
+
+
+def cell_env(cluster: ClusterConfig) -> dict[str, str]:
+    """The environment of a cell's Ray task, set before JAX starts in the worker."""
+    from hypermeta import compile_cache
+    from hypermeta.envs.mujoco_c import CPU_THREADS_VAR
+
+    threads = str(cell_threads(cluster))
+    # The C physics splits a batch over at most this many threads (MjxEnv.c_stepper).
+    env = {CPU_THREADS_VAR: threads}
     if cluster.cell_gpus == 0:
         env["JAX_PLATFORMS"] = "cpu"  # a CPU cell on a GPU node must not take the GPU Ray gives to others
+        # XLA's CPU client sizes its thread pools (the intra-op Eigen pool that runs a program's
+        # parallel work, and the client's own) by PJRT_NPROC, else every core of the node
+        # (jaxlib 0.10, xla/pjrt/utils.cc DefaultThreadPoolSize): without it, N cells on an N-core
+        # node would each run N threads. GPU cells keep theirs: their host work is the GPU's feeding.
+        env["PJRT_NPROC"] = threads
     elif cluster.cell_gpus < 1:  # cells sharing a GPU: JAX must not take 75% of it each
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * cluster.cell_gpus:.2f}"
+    # The driver's --compile-cache PATH (compile_cache.setup exports it to the driver's own
+    # environment, which only a --ray local cluster inherits) or its HYPERMETA_COMPILE_CACHE: a
+    # remote cluster's workers get it here. Not JAX's own JAX_COMPILATION_CACHE_DIR, which would
+    # bypass the checked cache (atomic entries, corrupt ones replaced).
+    cache = os.environ.get(compile_cache.ENV_VAR, "").strip()
+    if cache:  # absolute: the workers do not share the driver's working directory
+        env[compile_cache.ENV_VAR] = cache if cache.lower() == compile_cache.OFF else str(Path(cache).expanduser().absolute())
+    return env
+
+
+def _task(ray, cluster: ClusterConfig):
+    """run_cell as a Ray task with the cell's resources, environment (cell_env) and Ray's retries."""
+    env = cell_env(cluster)
     return ray.remote(
         num_cpus=cluster.cell_cpus, num_gpus=cluster.cell_gpus,
         # Lost workers and nodes are retried by Ray (max_retries, -1: without limit); of the cell's
         # own errors only an interruption (a checkpoint saved on SIGTERM) and transient I/O errors
         # (network storage) are: the others (a missing file, permission denied, a full disk, a bad
-        # configuration, an error in training) would fail again. Ray matches retry_exceptions by
+        # configuration, an error in training) would fail again, and an attempt that a newer one
+        # superseded (AttemptSuperseded) must stop. Ray matches retry_exceptions by
         # isinstance, hence TransientIOError, not OSError (which FileNotFoundError is too).
         max_retries=cluster.max_retries, retry_exceptions=[CellInterrupted, TransientIOError],
         # A GPU worker exits after its cell: JAX keeps the GPU memory it reserved until then.
@@ -351,6 +381,70 @@ def failure_line(ray, error: Exception) -> str:
     cause = (getattr(error, "cause", None) if isinstance(error, ray.exceptions.RayTaskError) else None) or error
     text = next((line for line in str(cause).splitlines() if line.strip()), "")
     return f"{type(cause).__name__}: {text.strip()}"[:500]
+
+
+def measured_speed(cell: Cell) -> float | None:
+    """The cell's training speed in frames/s (all its runs together) as its metrics.csv reports it:
+    the median over its chunks but the first (which compiles); None before it reported two chunks."""
+    import csv
+
+    by_update: dict[int, float] = {}
+    try:
+        with open(cell.path / "metrics.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                with contextlib.suppress(TypeError, ValueError):  # a torn last row
+                    by_update[int(row["update"])] = float(row["frames_per_second"])
+    except (OSError, KeyError, csv.Error):
+        return None
+    speeds = sorted(fps for _, fps in sorted(by_update.items())[1:] if fps > 0)
+    return speeds[len(speeds) // 2] if speeds else None
+
+
+def cell_slots(nodes: list[dict], cluster: ClusterConfig) -> int:
+    """Cells the cluster's alive nodes run at once, by their CPUs and GPUs."""
+    slots = 0
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        have = node.get("Resources", {})
+        fits = [int(have.get(kind, 0) // need + 1e-9) for kind, need in (("CPU", cluster.cell_cpus), ("GPU", cluster.cell_gpus))
+                if need > 0]
+        slots += min(fits) if fits else 0
+    return slots
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def cluster_estimate(cells: list[Cell], states: dict[str, str], slots: int) -> str:
+    """The remaining wall time on this cluster from the speeds its cells reported (measured_speed):
+    a cell not measured yet is taken at its method's measured speed, else the median of all. ''
+    before any cell reported, or where no node fits a cell. Compilation is not counted."""
+    from hypermeta.sweep_progress import last_frames
+
+    speeds = {c.name: v for c in cells if (v := measured_speed(c)) is not None}
+    todo = [c for c in cells if states[c.name] != "finished"]
+    if not speeds or not todo or slots <= 0:
+        return ""
+    typical = sorted(speeds.values())[len(speeds) // 2]
+    by_method: dict[str, list[float]] = {}
+    for c in cells:
+        if c.name in speeds:
+            by_method.setdefault("/".join(c.name.split("/")[:2]), []).append(speeds[c.name])
+    seconds, frames = [], 0
+    for c in todo:
+        method = by_method.get("/".join(c.name.split("/")[:2]))
+        speed = speeds.get(c.name) or (sorted(method)[len(method) // 2] if method else typical)
+        left = max(0, c.frames - last_frames(c))
+        frames += left
+        seconds.append(left / speed)
+    wall = max(sum(seconds) / min(slots, len(todo)), max(seconds))
+    return (f"measured on this cluster: {len(speeds)} cells reported their speed (median {typical:,.0f} frames/s "
+            f"per cell); the {len(todo)} cells left ({frames / 1e6:,.2f}M frames) take about {_duration(wall)} "
+            f"with {slots} cells at once (compilation not counted)")
 
 
 class _Driver:
@@ -430,6 +524,9 @@ def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progres
             print(f"took over {out} from a driver that is gone ({lease.took_over.get('host', '?')} pid "
                   f"{lease.took_over.get('pid', '?')}, started {_when(float(lease.took_over.get('started', 0)))})")
         token = check_storage(ray, out, cluster)
+        estimate = cluster_estimate(cells, states, cell_slots(ray.nodes(), cluster))
+        if estimate:  # from this cluster's own cells, unlike reproduce's single-machine figures
+            print(estimate)
         session = uuid.uuid4().hex[:12]
         driver = _Driver(ray, _task(ray, cluster), out, cluster, token, session, train_fn)
         with SweepProgress(cells, out, session, cluster.ray, show_progress) as progress:

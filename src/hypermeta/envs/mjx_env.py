@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +161,8 @@ class MjxEnv(Environment):
     """Whether the task reads `cfrc_ext` (the Ant): the physics step then adds a forward pass
     and the post-constraint Newton-Euler pass that fills it."""
     c_threads = 1
-    """Threads the C physics splits a batch over (at most the CPU's cores). A step waits for
+    """Threads the C physics splits a batch over (at most the cores this process may use:
+    `mujoco_c.cpu_threads`, a sweep cell's --cell-cpus). A step waits for
     its physics (the rollout is sequential), so the other core is free; but handing a batch
     to threads costs ~0.1 ms: worth it where 16 envs' physics take milliseconds (Ant, Walker:
     2 threads 1.1-1.6x the env steps/s), not for the Cheetah (0.5 ms; 2 threads 2.5x slower).
@@ -209,7 +209,7 @@ class MjxEnv(Environment):
     def c_stepper(self) -> mujoco_c.CStepper:
         """The C backend's stepper: the same C model as `models`, Walker's fields per env."""
         names = tuple(jax.eval_shape(self.model_fields, jax.ShapeDtypeStruct((self.task_dim,), jnp.float32)))
-        threads = mujoco_c.THREADS if mujoco_c.THREADS is not None else min(self.c_threads, os.cpu_count() or 1)
+        threads = mujoco_c.THREADS if mujoco_c.THREADS is not None else min(self.c_threads, mujoco_c.cpu_threads())
         return mujoco_c.stepper(self.models[0], self.frame_skip, self.contact_forces, names, threads)
 
     def observation(self, data: Any, model: Any) -> Array:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +45,20 @@ _SILENCED_WARNINGS = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
 THREADS: int | None = None
 """Worker threads per batch for every task (`CStepper.threads`); None: each task's own
 `MjxEnv.c_threads` (benchmarks/env_steps.py --threads sets this)."""
+
+CPU_THREADS_VAR = "HYPERMETA_CPU_THREADS"
+"""Cores this process may use, where it shares a machine: a sweep cell's --cell-cpus (its Ray task
+sets it, hypermeta.cluster.cell_env). The physics never splits a batch over more threads."""
+
+
+def cpu_threads() -> int:
+    """The cores this process may use: $HYPERMETA_CPU_THREADS where set (a positive integer),
+    else every core of the machine."""
+    try:
+        limit = int(os.environ.get(CPU_THREADS_VAR, ""))
+    except ValueError:
+        limit = 0
+    return limit if limit > 0 else os.cpu_count() or 1
 
 
 @struct.dataclass

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -173,12 +173,17 @@ def recorded_config(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True) -> RunDir:
+def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool = True,
+          fence: Callable[[], None] | None = None) -> RunDir:
     """Train every (seed, lr) run of `cfg` into the run directory `out`.
 
     Sets up the persistent compilation cache first (`hypermeta.compile_cache.setup()`: a
     no-op when a command or the caller already did), so a Python caller and a Ray cell
-    load a configuration compiled before instead of compiling it again."""
+    load a configuration compiled before instead of compiling it again.
+
+    `fence` (a sweep cell's attempt, hypermeta.cell_task.claim_attempt) is called before each
+    chunk's writes, each checkpoint and the summary; it raises to stop an attempt that another
+    one superseded before it writes anything more."""
     compile_cache.setup()
     validate(cfg)
     if not resume:
@@ -199,7 +204,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
     with contextlib.closing(learner.collector), contextlib.closing(sinks):
         chunk = learner.compile_chunk(resolve_parallel_runs(cfg.parallel_runs))
         return _train_loop(cfg, out, run, states, chunk, start, t_start=time.time(), show_progress=show_progress,
-                           sinks=sinks)
+                           sinks=sinks, fence=fence or _unfenced)
 
 
 def _mark_diverged(cfg: TrainConfig, run: RunDir, diverged: dict[int, dict], metrics: dict, states,
@@ -263,8 +268,12 @@ def _return_text(rows: list[dict], recent: deque[float]) -> str:
     return f"{recent[-1]:.2f}, avg {np.mean(recent):.2f}"
 
 
+def _unfenced() -> None:
+    """The fence of a run that no other process may take over (hypermeta train, a local sweep)."""
+
+
 def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: int, t_start: float,
-                show_progress: bool, sinks: Sinks) -> RunDir:
+                show_progress: bool, sinks: Sinks, fence: Callable[[], None] = _unfenced) -> RunDir:
     """Chunks until the budget is spent, with progress, metrics, log sinks, checkpoints (and
     curve.png with each) and stop requests."""
     from hypermeta.analysis.plot import plot_run
@@ -312,6 +321,7 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
                     compile_seconds, compiled = elapsed, True
                 else:
                     progress.update(bar, fps=f"{fps:,.0f}")
+                fence()  # before this chunk's first write (diverged.json, metrics.csv, the sinks)
                 # Checked before the next chunk call donates `states`.
                 for line in _mark_diverged(cfg, run, diverged, metrics, states, update):
                     say(progress.console, line)
@@ -321,6 +331,7 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
                 progress.update(bar, completed=update * cfg.ppo.frames_per_update, frames=frames_text(update),
                                 ret=_return_text(rows, recent))
                 if update - last_ckpt >= ckpt_every or update == total or stop.is_set():
+                    fence()  # again (the sinks may have taken a while): the next attempt resumes from checkpoints
                     run.save_checkpoint(update, states)
                     if update < total:  # a run stopped early has its curve too (_finish draws the last)
                         plot_run(run, cfg)
@@ -333,6 +344,7 @@ def _train_loop(cfg: TrainConfig, out: Path, run: RunDir, states, chunk, start: 
             where = f"stopped at update {last_ckpt}/{total} (checkpoint saved)"
             raise Stopped(f"{where}; continue with: hypermeta train --resume {out}", where) from None
 
+    fence()
     _finish(cfg, run, update, diverged, t_start, compile_seconds, lambda line: say(progress.console, line))
     if stopped:
         where = f"stopped; the run in {out} had just finished (summary.json written)"
