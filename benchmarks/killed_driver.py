@@ -1,5 +1,12 @@
 """A sweep driver killed by SIGKILL, then the same command again (`hypermeta sweep --ray local`).
 
+Not in the default suite: it depends on timing (whether the killed driver's orphaned workers
+finish their cells before the second driver looks) and starts its own `--ray local` cluster,
+which must not run beside tests/test_ray_sweep.py's. Run it alone, on an idle machine:
+
+    python -m pytest -q -p no:cacheprovider benchmarks/killed_driver.py
+
+
 The driver is a real subprocess running the command (small networks, a checkpoint every 5
 updates: the sweep planned there is the test's). It is killed once a cell has finished and
 another has a checkpoint and metrics rows; the same command then finishes the sweep. The killed
@@ -88,7 +95,8 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
             os.killpg(first.pid, signal.SIGKILL)
     again = time.time() - t1
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "took over" in second.stdout  # the dead driver's lease
+    if "nothing to train" not in second.stdout:  # the orphaned workers had not finished every cell
+        assert "took over" in second.stdout  # the dead driver's lease
     for cell in CELLS:  # every evaluation exactly once, in order
         assert pd.read_csv(out / cell / "metrics.csv")["update"].tolist() == UPDATES, cell
         assert (out / cell / "summary.json").exists()
