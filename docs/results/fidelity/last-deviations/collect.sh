@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copy each finished run's small files into the repository's results folder.
-dest=/work/main/docs/results/fidelity/last-deviations/runs
+dest=/work/main/docs/results/fidelity/last-deviations/run-files
 cd /work/runs/fid
 for d in */; do
   d=${d%/}; [ -f "$d/summary.json" ] || continue
