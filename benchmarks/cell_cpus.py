@@ -31,7 +31,7 @@ def run(env: str, method: str, lrs: tuple[float, ...], frames: int, cell_cpus: i
     from hypermeta.sweep import SweepConfig
 
     sweep = SweepConfig(env=env, methods=(method,), lr=lrs, seeds=(73,), frames=frames)
-    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="warning")
     try:
         t0 = time.time()
         cells = run_cluster_sweeps([sweep], out, ClusterConfig(ray="local", cell_cpus=cell_cpus), show_progress=False)
