@@ -138,11 +138,11 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
     pair_mask = mask_t[:, :, None] * mask_j[:, None, :]  # (N, St, Sj): ELBO term t decodes step j
     # Trials are averaged (reconstruction) or, with the reference's reduction, summed (KL, task),
     # over the batch's real trials (fewer than its rows while the buffer holds fewer).
-    per_trial = jnp.maximum(jnp.sum(trials.length > 0), 1)
-    summed = 1 if cfg.loss_reduction == "reference" else per_trial
+    real_trials = jnp.maximum(jnp.sum(trials.length > 0), 1)
+    summed = 1 if cfg.loss_reduction == "reference" else real_trials
     kl = jnp.sum(_at(kl_steps, ts) * mask_t) / summed
     if cfg.elbo_subsample > 0 and cfg.kl_scale == "reference":
-        kl = kl * per_trial  # the reference's S x B drawn KL rows per trial (module docstring)
+        kl = kl * real_trials  # the reference's S x B drawn KL rows per trial (module docstring)
 
     def pairs(x: Array) -> Array:
         """Per-step data (N, L, ...) at the decode steps, broadcast over the ELBO terms."""
@@ -162,11 +162,11 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
             pred = agent.decoder(params, Decoders.reward_prediction, z_pairs, pairs(trials.obs), pairs(trials.action),
                                  pairs(trials.next_obs))
             err = (pred - pairs(trials.reward)) ** 2
-        reward_rec = jnp.sum(err * pair_mask) / per_trial
+        reward_rec = jnp.sum(err * pair_mask) / real_trials
     if agent.inference.decode_state:
         pred = agent.decoder(params, Decoders.state_prediction, z_pairs, pairs(trials.obs), pairs(trials.action))
         # Mean over the state's dimensions, as the reference's MSE.
-        state_rec = jnp.sum(jnp.mean((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / per_trial
+        state_rec = jnp.sum(jnp.mean((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / real_trials
     if m.task_target != "none":
         target = task_target(agent, params, norms, trials.task)
         err = agent.decoder(params, Decoders.task_error, z_t, target[:, None])
