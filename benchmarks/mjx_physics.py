@@ -1,6 +1,6 @@
 """How much the MuJoCo tasks' physics choices change a rollout, and what they buy in speed.
 
-Two measurements, one JSON line each (the figures quoted in docs/design.md, "MuJoCo tasks"):
+Two measurements, one JSON line each (the figures quoted in docs/results/mujoco-cpu/README.md):
 
 * `solver`, per task: the default solver budget (4 Newton iterations, 8 line-search steps)
   against the model files' (100 / 50). Both step the same random-action trajectories in

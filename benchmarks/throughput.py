@@ -40,7 +40,7 @@ replaced. One run is seed 73, lr 3e-4
 Targets on a 2-core CPU: RNN >= 6,000 frames/s and RNN+HN >= 1,000 frames/s with one
 run; 15 vmapped runs of RNN at least 3x the frames/s of one run. `--parallel-runs` sets
 how many runs are vmapped side by side (the others follow in turn in the same program):
-on a CPU the default (auto = 1) is the fastest for RNN, see docs/design.md.
+on a CPU the default (auto = 1) is the fastest for RNN, see docs/results/gpu-grid-world/README.md.
 
     python benchmarks/throughput.py                              # rnn, rnn-s, rnn-hn x 1 and 15 runs
     python benchmarks/throughput.py --methods rnn --runs 1 2 --chunks 1

@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from hypermeta.cli import main
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.methods.registry import METHODS
 
 SMALL = [
-    "--model.gru-size", "16",
+    "--model.gru.size", "16",
     "--model.policy-state-embed", "8",
     "--model.policy-hidden", "16", "8",
     "--ppo.num-envs", "4",
@@ -59,7 +59,7 @@ EXPECTED_CONFIG = TrainConfig(
     eval_interval=1,
     eval_trials=4,
     checkpoint_interval=4,
-    model=ModelConfig(gru_size=16, policy_state_embed=8, policy_hidden=(16, 8)),
+    model=ModelConfig(gru=GRUConfig(16), policy_state_embed=8, policy_hidden=(16, 8)),
     ppo=PPOConfig(num_envs=4, num_steps=15, minibatches=2),
 )
 METRIC_COLUMNS = [
@@ -272,7 +272,7 @@ def test_resume_conflicting_option_names_it(capsys, tmp_path):
     write_config(tmp_path, TINY_STORED)
     code, _, err = run_cli(["train", "--resume", str(tmp_path), "--frames", "1920"], capsys)
     assert_usage_error(code, err, "frames=1920", f"frames={FRAMES}", "differs")
-    code, _, err = run_cli(["train", "--resume", str(tmp_path), "--model.gru-size", "32"], capsys)
+    code, _, err = run_cli(["train", "--resume", str(tmp_path), "--model.gru.size", "32"], capsys)
     assert_usage_error(code, err, "model=", "differs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
@@ -295,8 +295,8 @@ def test_installed_script_prints_no_traceback(tmp_path, case):
 
 def test_model_sizes_are_validated(capsys, tmp_path):
     out = tmp_path / "r"
-    code, _, err = run_cli(["train", *SMALL, "--model.gru-size", "-3", "--frames", "60", "--out", str(out)], capsys)
-    assert_usage_error(code, err, "gru-size", "-3")
+    code, _, err = run_cli(["train", *SMALL, "--model.gru.size", "-3", "--frames", "60", "--out", str(out)], capsys)
+    assert_usage_error(code, err, "--model.gru.size", "-3")
     assert not out.exists()
 
 
@@ -320,7 +320,7 @@ def test_train_help_lists_environments_and_methods(capsys):
     assert code == 0, err
     for name in [*ENVIRONMENTS, *METHODS, "RNN+HN"]:
         assert name in out, name
-    assert "--ppo.num-envs" in out and "--model.gru-size" in out
+    assert "--ppo.num-envs" in out and "--model.gru.size" in out
 
 
 # --------------------------------------------------------------------------- a finished run

@@ -35,11 +35,12 @@ def test_a_superseded_attempt_raises_and_the_current_one_does_not(tmp_path):
 def test_a_stale_attempt_writes_nothing_after_a_newer_one_began(tmp_path):
     """A real training run whose cell is claimed by a newer attempt after its first chunk and
     checkpoint: it stops before the second chunk's metrics row, checkpoint or summary."""
+    from hypermeta.config import GRUConfig
     from hypermeta.training.loop import train
 
     base = method_defaults("grid-world", "rnn")
     cfg = dataclasses.replace(base, frames=14400, seeds=(1,), lr=(1e-3,), eval_interval=5, checkpoint_interval=5,
-                              model=dataclasses.replace(base.model, gru_size=16, policy_hidden=(16, 8)))
+                              model=dataclasses.replace(base.model, gru=GRUConfig(16), policy_hidden=(16, 8)))
     name, run = "grid-world/rnn", tmp_path / "grid-world" / "rnn"
     fence, calls = claim_attempt(tmp_path, name), []
 

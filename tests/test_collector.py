@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import pytest
 
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import JaxOnHost
 from hypermeta.envs.trial import TrialWrapper
@@ -13,7 +13,7 @@ from hypermeta.training.host import HostCollector
 from hypermeta.training.learner import Learner
 from hypermeta.training.rollout import JaxCollector, first_carry, make_collector
 
-CFG = TrainConfig(env="grid-world", method="rnn-hn", model=ModelConfig(gru_size=8, policy_state_embed=4,
+CFG = TrainConfig(env="grid-world", method="rnn-hn", model=ModelConfig(gru=GRUConfig(8), policy_state_embed=4,
                   policy_latent_embed=4, policy_hidden=(8,)), ppo=PPOConfig(num_envs=2, num_steps=5, minibatches=1))
 
 

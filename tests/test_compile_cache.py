@@ -57,10 +57,10 @@ result = float(jax.jit(f)(jnp.linspace(0.0, 1.0, 16).reshape(4, 4)))
 TRAINING = r"""
 import csv, tempfile
 from pathlib import Path
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.training.loop import train
 cfg = TrainConfig(env="grid-world", method="rnn", frames=120, seeds=(3,), lr=(1e-3,), eval_interval=2, eval_trials=2,
-                  model=ModelConfig(gru_size=8, policy_state_embed=4, policy_hidden=(8,), latent_dim=2),
+                  model=ModelConfig(gru=GRUConfig(8), policy_state_embed=4, policy_hidden=(8,), latent_dim=2),
                   ppo=PPOConfig(num_envs=2, num_steps=30, minibatches=2))
 out = Path(tempfile.mkdtemp()) / "run"
 train(cfg, out, show_progress=False)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from hypermeta.cli import main
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import JaxOnHost
 from hypermeta.envs.mc_ls import MCLS
@@ -38,7 +38,7 @@ from hypermeta.rundir import run_key
 from hypermeta.training.learner import Learner
 from hypermeta.training.rollout import eval_keys, update_keys
 
-TINY = dict(model=ModelConfig(gru_size=16, policy_state_embed=8, policy_hidden=(16, 8), latent_dim=3),
+TINY = dict(model=ModelConfig(gru=GRUConfig(16), policy_state_embed=8, policy_hidden=(16, 8), latent_dim=3),
             ppo=PPOConfig(num_envs=4, num_steps=15, minibatches=2))
 CFG = TrainConfig(env="grid-world", method="rnn-hn", frames=240, seeds=(1, 2), lr=(1e-3,), eval_interval=2,
                   eval_trials=4, checkpoint_interval=2, log=("tensorboard", "wandb"), **TINY)

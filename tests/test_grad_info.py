@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.training import ppo
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.learner import Learner
 from hypermeta.training.normalize import RunningMeanStd
 
-MODEL = ModelConfig(gru_size=16, policy_state_embed=8, policy_latent_embed=8, policy_hidden=(16, 8))
+MODEL = ModelConfig(gru=GRUConfig(16), policy_state_embed=8, policy_latent_embed=8, policy_hidden=(16, 8))
 CFG = TrainConfig(env="grid-world", model=MODEL, ppo=PPOConfig(num_envs=4, num_steps=15, minibatches=1, epochs=1))
 
 

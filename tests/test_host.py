@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.base import Box, Environment
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment, JaxOnHost, JaxTaskEnv, TrialEnv, make_vector_env
@@ -22,7 +22,7 @@ from hypermeta.training.host import HostCollector
 from hypermeta.training.learner import Learner
 from hypermeta.training.loop import Stopped, train
 
-MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
+MODEL = ModelConfig(gru=GRUConfig(32), policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
 
 
 # --------------------------------------------------------------------------- a toy task env

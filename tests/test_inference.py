@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, InferenceConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.methods import METHODS, get_method
 from hypermeta.networks.agent import PARAM_GROUPS
@@ -23,7 +23,7 @@ from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.learner import Learner
 from hypermeta.training.trial_buffer import TrialBuffer, Trials
 
-MODEL = ModelConfig(gru_size=16, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(16, 8))
+MODEL = ModelConfig(gru=GRUConfig(16), policy_state_embed=16, policy_latent_embed=8, policy_hidden=(16, 8))
 INFERENCE = InferenceConfig(pretrain_updates=2, batch_trials=4, buffer_trials=16, updates=1)
 PPO = PPOConfig(num_envs=4, num_steps=30, minibatches=2)
 

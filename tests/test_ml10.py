@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import GRUConfig, ModelConfig
 from hypermeta.envs.host import TrialEnv, make_vector_env
 from hypermeta.envs.registry import ENVIRONMENTS, EnvSpec, make_env
 from hypermeta.errors import UsageError
@@ -158,7 +158,7 @@ def test_short_training_run_writes_train_and_test_metrics(monkeypatch, tmp_path)
     monkeypatch.setitem(ENVIRONMENTS, "ml10", EnvSpec(lambda: ML10(max_episode_steps=25), "ml10", {}))
     cfg = dataclasses.replace(
         family_defaults("ml10"), method="rnn-hn", frames=2 * 2 * 30, eval_interval=1, eval_trials=2,
-        model=ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16),
+        model=ModelConfig(gru=GRUConfig(32), policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16),
                           encoder_action_embed=16, encoder_reward_embed=16),
         ppo=dataclasses.replace(ML10_CONFIG.ppo, num_envs=2, num_steps=30, minibatches=2),
     )

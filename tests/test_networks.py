@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import GRUConfig, ModelConfig
 from hypermeta.envs.base import Discrete
 from hypermeta.errors import UsageError
 from hypermeta.methods import METHODS, get_method
@@ -21,7 +21,7 @@ from hypermeta.networks.distributions import Categorical, DiagGaussian
 from hypermeta.networks.hyper import HyperDense
 from hypermeta.networks.init import normc
 
-MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
+MODEL = ModelConfig(gru=GRUConfig(32), policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
 OBS_DIM = 3  # grid-world (x, y) + the trial wrapper's done bit
 N_ACTIONS = 5
 LATENT = 2 * MODEL.latent_dim

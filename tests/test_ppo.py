@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.training import ppo
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.learner import Learner
 from hypermeta.training.normalize import RunningMeanStd
 
-MODEL = ModelConfig(gru_size=32, policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
+MODEL = ModelConfig(gru=GRUConfig(32), policy_state_embed=16, policy_latent_embed=8, policy_hidden=(32, 16))
 TRIAL = 60  # grid-world: 4 episodes x 15 steps, every episode runs to its time limit
 NUM_STEPS = 25  # not a divisor of the trial length: trials straddle rollouts
 NUM_ROLLOUTS = 4  # global steps 0..99: one trial end (step 59), one trial start (step 60)
@@ -241,7 +241,7 @@ def _cat(rollouts, field):
 def manual_latents(rig, obs, prev_action, prev_reward, h=None):
     """Encoder run step by step from a fresh zero state (or h), never resetting."""
     E = obs.shape[1]
-    h = jnp.zeros((E, MODEL.gru_size)) if h is None else h
+    h = jnp.zeros((E, MODEL.gru.size)) if h is None else h
     no_reset = jnp.zeros((E,), bool)
     latents = []
     for t in range(obs.shape[0]):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import InferenceConfig, ModelConfig
+from hypermeta.config import GRUConfig, InferenceConfig, ModelConfig
 from hypermeta.envs.base import Box, Discrete
 from hypermeta.methods.registry import METHODS, get_method
 from hypermeta.networks.agent import PARAM_GROUPS, Agent, group_labels
@@ -16,7 +16,7 @@ from hypermeta.networks.sequence import GRU, LSTM
 from hypermeta.training import inference
 from hypermeta.training.trial_buffer import Trials
 
-MODEL = ModelConfig(encoder_state_embed=6, encoder_reward_embed=3, encoder_action_embed=2, gru_size=8, latent_dim=2,
+MODEL = ModelConfig(encoder_state_embed=6, encoder_reward_embed=3, encoder_action_embed=2, gru=GRUConfig(8), latent_dim=2,
                     policy_state_embed=5, policy_latent_embed=4, policy_hidden=(6,))
 OBS, ACTIONS, T, B = 5, 3, 7, 4
 
@@ -87,7 +87,7 @@ def test_agent_encode_sequence_equals_the_step_it_acts_with():
     resets[0, :2] = resets[4, 3] = True
     inputs = random_inputs(jax.random.PRNGKey(3), (T, B), resets)
     params = agent.init(jax.random.PRNGKey(4), jax.tree.map(lambda x: x[0], inputs), jnp.zeros((B, 2)))
-    carry0 = jax.random.normal(jax.random.PRNGKey(5), (B, MODEL.gru_size))
+    carry0 = jax.random.normal(jax.random.PRNGKey(5), (B, MODEL.gru.size))
     final, latents = agent.encode_sequence(params, carry0, inputs)
     carry = carry0
     for t in range(T):

@@ -15,28 +15,44 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfig
+from hypermeta.config import (
+    InferenceConfig,
+    LRUConfig,
+    LSTMConfig,
+    ModelConfig,
+    PPOConfig,
+    TrainConfig,
+    TransformerConfig,
+)
 from hypermeta.envs.base import Discrete
 from hypermeta.families import method_defaults
 from hypermeta.methods.registry import get_method, paper_label, run_label
 from hypermeta.networks.agent import Agent
-from hypermeta.networks.encoder import SEQUENCE_MODELS, EncoderInputs, sequence_model
+from hypermeta.networks.encoder import EncoderInputs
 from hypermeta.networks.linear_recurrence import LRU
+from hypermeta.networks.sequence_registry import SEQUENCE_MODELS, sequence_model
 from hypermeta.training import conditioning, inference, ppo
 from hypermeta.training.learner import Learner
 from hypermeta.training.trial_buffer import Trials
 
 SEQUENCES = ["lstm", "transformer", "lru"]
 TINY = {  # small sizes with every structural feature: two layers, two heads
-    "lstm": dict(gru_size=8),
-    "transformer": dict(transformer_dim=8, transformer_layers=2, transformer_heads=2),
-    "lru": dict(lru_dim=8, lru_state=6, lru_layers=2),
+    "lstm": LSTMConfig(size=8),
+    "transformer": TransformerConfig(dim=8, layers=2, heads=2),
+    "lru": LRUConfig(dim=8, state=6, layers=2),
 }
 T, B, F = 9, 4, 5
 
 
-def _model(sequence: str, **sizes):
-    return sequence_model(ModelConfig(sequence=sequence, **{**TINY[sequence], **sizes}), trial_steps=2 * T)
+def _sized(sizes: dict, sequence: str, window: int = 0) -> dict:
+    """The ModelConfig field of `sequence` (named after it) with `sizes[sequence]`; the
+    transformer attending to `window` steps (0: the whole trial)."""
+    config = sizes[sequence]
+    return {sequence: dataclasses.replace(config, window=window) if sequence == "transformer" else config}
+
+
+def _model(sequence: str, window: int = 0):
+    return sequence_model(ModelConfig(sequence=sequence, **_sized(TINY, sequence, window)), trial_steps=2 * T)
 
 
 def _resets() -> np.ndarray:
@@ -72,7 +88,7 @@ def test_parallel_form_equals_the_steps_and_memory_follows_trials(sequence, wind
     trial start never matter after it, and a trial spanning the boundary remembers its
     first rollout in the second. window 3 < trial: the cache slides (oldest step dropped), so
     memory reaches back layers x (window - 1) steps."""
-    model = _model(sequence, transformer_window=window)
+    model = _model(sequence, window)
     xs = jax.random.normal(jax.random.PRNGKey(0), (2 * T, B, F))
     resets = _resets()
     carry0 = model.initial_carry((B,))
@@ -94,7 +110,7 @@ def test_parallel_form_equals_the_steps_and_memory_follows_trials(sequence, wind
     if window == 0:
         assert remembered.all()  # unbounded memory within the trial
     else:  # each of the 2 layers looks window - 1 steps back: 4 steps of memory in all
-        reach = TINY["transformer"]["transformer_layers"] * (window - 1)
+        reach = TINY["transformer"].layers * (window - 1)
         assert remembered[:reach].all() and not remembered[reach:].any()
     # env 3: reset at 5 and again at 6: step 6 sees nothing before it.
     single = xs.at[:6, 3].add(5.0)
@@ -128,7 +144,7 @@ NUM_STEPS = 25  # grid-world trials are 60 steps: they straddle rollouts
 
 def _config(sequence: str) -> TrainConfig:
     model = ModelConfig(sequence=sequence, policy_state_embed=8, policy_latent_embed=4, policy_hidden=(16,),
-                        **TINY[sequence])
+                        **_sized(TINY, sequence))
     return TrainConfig(env="grid-world", method="rnn-hn", model=model, seeds=(0, 1), lr=(1e-3, 1e-3),
                        ppo=PPOConfig(num_envs=4, num_steps=NUM_STEPS, minibatches=2), eval_trials=4)
 
@@ -195,8 +211,8 @@ def test_transformer_window_shorter_than_the_trial_replays_acting_across_rollout
     are 1 within 1e-5 at every step, and a zeroed cache changes exactly the first
     layers x (window - 1) steps' latents (the window, not the trial, bounds memory)."""
     base = method_defaults("grid-world", "rnn-hn")
-    model = dataclasses.replace(base.model, sequence="transformer", transformer_window=WINDOW, policy_state_embed=8,
-                                policy_latent_embed=4, policy_hidden=(16,), **TINY["transformer"])
+    model = dataclasses.replace(base.model, sequence="transformer", policy_state_embed=8, policy_latent_embed=4,
+                                policy_hidden=(16,), **_sized(TINY, "transformer", WINDOW))
     cfg = dataclasses.replace(base, model=model, seeds=(0,), lr=(1e-3,), eval_trials=2,
                               ppo=dataclasses.replace(base.ppo, num_envs=4, num_steps=ROLLOUT, epochs=1, minibatches=1))
     learner = Learner(cfg)
@@ -233,16 +249,16 @@ def test_transformer_window_shorter_than_the_trial_replays_acting_across_rollout
     blank = r.replace(init_hidden={**r.init_hidden, "k": jnp.zeros_like(r.init_hidden["k"]),
                                    "v": jnp.zeros_like(r.init_hidden["v"])})
     moved = np.abs(np.asarray(replay(state.params, blank)[0] - latents)).max(axis=(1, 2))  # (T,)
-    reach = TINY["transformer"]["transformer_layers"] * (WINDOW - 1)
+    reach = TINY["transformer"].layers * (WINDOW - 1)
     assert np.all(moved[:reach] > 1e-5) and np.all(moved[reach:] < 1e-6), moved
 
 
 # --------------------------------------------------------------------------- learning
 
 SMALL = {  # a fifth of the default sizes or less: learning, not capacity, is what is tested
-    "lstm": dict(gru_size=64),
-    "transformer": dict(transformer_dim=32, transformer_heads=2, transformer_layers=1),
-    "lru": dict(lru_dim=32, lru_state=32, lru_layers=1),
+    "lstm": LSTMConfig(size=64),
+    "transformer": TransformerConfig(dim=32, heads=2, layers=1),
+    "lru": LRUConfig(dim=32, state=32, layers=1),
 }
 CHUNKS = {"lstm": 8, "transformer": 12, "lru": 8}
 """Chunks of 10 updates: the small transformer learns slower and more erratically (seeds 0,
@@ -259,7 +275,7 @@ def test_sequence_model_learns_grid_world(sequence):
     -3.3 at 10 updates, 3.7 -0.3 8.6 10.4 12.9 at 80-120; about 30 s to compile and 40 s
     to train on a loaded machine."""
     base = method_defaults("grid-world", "rnn-hn")
-    model = dataclasses.replace(base.model, sequence=sequence, policy_hidden=(64, 32), **SMALL[sequence])
+    model = dataclasses.replace(base.model, sequence=sequence, policy_hidden=(64, 32), **_sized(SMALL, sequence))
     cfg = dataclasses.replace(base, model=model, seeds=(0,), lr=(1e-3,), eval_trials=32)
     learner = Learner(cfg)
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
@@ -284,7 +300,7 @@ def _vi_agent(sequence: str, window: int) -> Agent:
     """A tiny VI agent whose encoder is `sequence` (transformer: attending to `window` steps, 0 = the trial)."""
     model = ModelConfig(sequence=sequence, encoder_state_embed=6, encoder_reward_embed=3, encoder_action_embed=2,
                         latent_dim=2, policy_state_embed=5, policy_latent_embed=4, policy_hidden=(6,),
-                        transformer_window=window, **TINY[sequence])
+                        **_sized(TINY, sequence, window))
     return Agent(model, get_method("vi"), Discrete(ACTIONS), OBS, task_dim=2, num_cells=0, trial_steps=TRIAL,
                  inference=InferenceConfig(reward_decoder=(4,), state_decoder=(4,), task_decoder=(4,)))
 

@@ -36,13 +36,14 @@ def checkpoint_every_5_updates():
     import dataclasses
 
     import hypermeta.sweep as sweep
+    from hypermeta.config import GRUConfig
 
     defaults = sweep.method_defaults
 
     def small(env, method):
         cfg = defaults(env, method)
         return dataclasses.replace(cfg, checkpoint_interval=5,
-                                   model=dataclasses.replace(cfg.model, gru_size=16, policy_hidden=(16, 8)))
+                                   model=dataclasses.replace(cfg.model, gru=GRUConfig(16), policy_hidden=(16, 8)))
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sweep, "method_defaults", small)

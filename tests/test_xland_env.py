@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("xminigrid")
 
-from hypermeta.config import ModelConfig, PPOConfig, TrainConfig  # noqa: E402
+from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig  # noqa: E402
 from hypermeta.envs.registry import env_spec, make_env  # noqa: E402
 from hypermeta.envs.trial import TrialWrapper  # noqa: E402
 from hypermeta.errors import UsageError  # noqa: E402
@@ -122,7 +122,7 @@ def test_trials_equal_xminigrid_step_by_step(env):
 @pytest.fixture(scope="module")
 def learner(env):
     cfg = TrainConfig(env=NAME, method="rnn-hn", seeds=(1, 2), lr=(1e-3, 1e-3), eval_trials=4,
-                      model=ModelConfig(gru_size=16, encoder_state_embed=8, policy_state_embed=8,
+                      model=ModelConfig(gru=GRUConfig(16), encoder_state_embed=8, policy_state_embed=8,
                                         policy_latent_embed=4, policy_hidden=(16,)),
                       ppo=PPOConfig(num_envs=4, num_steps=64, minibatches=2, epochs=1))
     return Learner(cfg, env=env)

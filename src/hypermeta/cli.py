@@ -3,6 +3,9 @@
 Defaults come from the chosen environment's family and method, so `hypermeta train
 --env X --method M --help` shows the paper's settings for M on X; with `--resume DIR`
 they come from the run being resumed, and any option given must agree with it.
+
+The commands parse options and print; what they do is the Python API's (`hypermeta.api`:
+`train`, `sweep`, `evaluate`, `report`), one code path for both.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from typing import Literal
 
 import tyro
 
+from hypermeta import api
 from hypermeta.cells import ClusterConfig
 from hypermeta.config import EvalSettings, TrainConfig
-from hypermeta.envs.registry import environment_names
+from hypermeta.envs.registry import env_spec, environment_names
 from hypermeta.errors import UsageError
-from hypermeta.families import method_defaults
-from hypermeta.methods.registry import METHODS, get_method
+from hypermeta.methods.registry import METHODS
 from hypermeta.sweep import SWEEP_LRS, SweepConfig
 
 
@@ -73,50 +76,21 @@ def _config_of(args: TrainArgs) -> TrainConfig:
 
 
 def train_main(argv: list[str]) -> None:
-    from hypermeta.envs.registry import env_spec
-
     pre = _prescan(argv)
-    stored = None
     if pre.resume is not None:
-        from hypermeta.rundir import RunDir
-
-        run, stored = RunDir.open_for_resume(Path(pre.resume))
-        if run.finished:
-            raise UsageError(f"--resume {pre.resume!r}: this run already finished (summary.json exists)")
-        base = stored
+        base = api.resumable_config(pre.resume)  # a finished or missing run fails before tyro parses anything
     else:
-        if pre.env is not None:
-            env_spec(pre.env)  # a clear error for an unknown name before tyro parses anything
-        # Some defaults depend on the method (the policy state embedding on grid-worlds).
-        base = method_defaults(pre.env or TrainConfig.env, pre.method or TrainConfig.method)
+        # The family's and the method's defaults (`hypermeta.configure` starts from the same), so
+        # --help shows them; an unknown name is one clear line before tyro parses anything.
+        base = api.defaults(pre.env or TrainConfig.env, pre.method or TrainConfig.method)
     default = TrainArgs(**{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)})
     args = tyro.cli(TrainArgs, args=argv, default=default, description=_description(), prog="hypermeta train")
-    # Store the canonical method name, so 'RNN+HN' and 'rnn-hn' are the same run.
-    cfg = dataclasses.replace(_config_of(args), method=get_method(args.method).name)
-    _setup_compile_cache(args)
-    if stored is not None:
-        stored = dataclasses.replace(stored, method=get_method(stored.method).name)
-        given, kept = cfg.to_dict(), stored.to_dict()
-        diffs = cfg.differences(stored)
-        if diffs:
-            raise UsageError(
-                f"--resume: {', '.join(f'{k}={given[k]!r}' for k in diffs)} differs from the run being resumed "
-                f"({', '.join(f'{k}={kept[k]!r}' for k in diffs)}); drop those options"
-            )
+    out = args.out
+    if pre.resume is not None:
         out = Path(pre.resume)
         if args.out is not None and args.out.resolve() != out.resolve():
             raise UsageError(f"--out {str(args.out)!r} with --resume {pre.resume!r}: a resumed run stays in its directory; drop --out")
-    else:
-        if args.out is None:
-            import time
-
-            out = Path("runs") / f"{cfg.env}_{cfg.method}_{time.strftime('%Y%m%d-%H%M%S')}"
-        else:
-            out = args.out
-
-    from hypermeta.training.loop import train
-
-    run = train(cfg, out, resume=stored is not None)
+    run = api.train(_config_of(args), out, resume=pre.resume is not None, compile_cache=args.compile_cache)
     print(f"done: {run.path}  (metrics.csv, curve.png, summary.json)")
 
 
@@ -134,27 +108,16 @@ def _cluster_of(args: ClusterConfig) -> ClusterConfig:
 def sweep_main(argv: list[str]) -> None:
     pre = _prescan(argv)
     if pre.env is not None:
-        from hypermeta.envs.registry import env_spec
-
-        env_spec(pre.env)
+        env_spec(pre.env)  # a clear error for an unknown name before tyro parses anything
     args = tyro.cli(SweepArgs, args=argv, prog="hypermeta sweep",
                     description="Train methods x learning rates x seeds on one environment (the paper's protocol).")
-    if args.ray is not None:
-        from hypermeta.cluster import driver_on_cpu
-
-        driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
-    _setup_compile_cache(args)  # also exported to the sweep's local Ray workers (HYPERMETA_COMPILE_CACHE)
-    from hypermeta.sweep import run_sweep
-
-    sweep = SweepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)})
-    if args.ray is not None:  # cells as Ray tasks on a cluster (docs/cluster.md)
-        from hypermeta.cluster import run_cluster_sweeps
-
-        cells = run_cluster_sweeps([sweep], args.out, _cluster_of(args))
-        print(f"done: {len(cells)} cells in {args.out}; summarise with: hypermeta report {args.out}")
-        return
-    paths = run_sweep(sweep, args.out)
-    print(f"done: {', '.join(map(str, paths))}; summarise with: hypermeta report {args.out}")
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig) if f.name not in ("env", "methods")}
+    cluster = _cluster_of(args) if args.ray is not None else None
+    runs = api.sweep(args.env, args.methods, args.out, cluster=cluster, compile_cache=args.compile_cache, **settings)
+    if cluster is not None:
+        print(f"done: {len(runs)} cells in {args.out}; summarise with: hypermeta report {args.out}")
+    else:
+        print(f"done: {', '.join(str(r.path) for r in runs)}; summarise with: hypermeta report {args.out}")
 
 
 @dataclass(frozen=True)
@@ -241,9 +204,7 @@ class ReportArgs:
 def report_main(argv: list[str]) -> None:
     args = tyro.cli(ReportArgs, args=argv, prog="hypermeta report",
                     description="Figures, tables and statistics of finished or running runs, at each method's best learning rate.")
-    from hypermeta.analysis.report import write_report
-
-    files = write_report(list(args.dirs), args.out, metric=args.metric)
+    files = api.report(list(args.dirs), args.out, metric=args.metric)
     print(f"done: {args.out} ({', '.join(p.name for p in files)})")
 
 
@@ -257,12 +218,9 @@ def eval_main(argv: list[str]) -> None:
     args = tyro.cli(EvalArgs, args=argv, prog="hypermeta eval",
                     description="Evaluate a run's saved policies on fresh tasks (per-episode returns with 95% CIs, "
                                 "success rates); results in RUN_DIR/eval/, training records untouched.")
-    _setup_compile_cache(args)
-    from hypermeta.evaluate import run_eval
-
-    settings = EvalSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)})
-    folder = run_eval(args.run_dir, settings)
-    print(f"done: {folder} (summary.json, trials.csv)")
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalSettings)}
+    evaluation = api.evaluate(args.run_dir, compile_cache=args.compile_cache, **settings)
+    print(f"done: {evaluation.path} (summary.json, trials.csv)")
 
 
 COMMANDS = {

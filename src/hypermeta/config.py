@@ -12,9 +12,77 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ObsEncoder = Literal["mlp", "cnn"]
-SequenceName = Literal["gru", "lstm", "transformer", "lru"]
 ReturnReset = Literal["all", "own"]
 KLScale = Literal["reference", "trial"]
+
+
+# Each built-in sequence model owns its sizes (`ModelConfig.gru`, `.lstm`, `.transformer`, `.lru`;
+# `--model.transformer.dim 64`). They live here, not beside their modules in `hypermeta.networks`,
+# because this module is the schema and imports nothing from hypermeta. A plug-in's model has
+# its own config dataclass, set with `--model.sequence-options KEY=VALUE`
+# (`hypermeta.plugins.register_sequence_model`).
+
+
+@dataclass(frozen=True)
+class GRUConfig:
+    """The paper's GRU (`hypermeta.networks.sequence.GRU`)."""
+
+    size: int = 256
+    """Hidden units."""
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """The LSTM (`hypermeta.networks.sequence.LSTM`)."""
+
+    size: int = 256
+    """Hidden units (and cell units)."""
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The causal transformer over the trial (`hypermeta.networks.transformer.Transformer`)."""
+
+    dim: int = 96
+    """Width of the residual stream and output."""
+    layers: int = 2
+    """Pre-norm blocks (attention + 4x MLP)."""
+    heads: int = 4
+    """Attention heads (must divide dim into heads of an even width)."""
+    window: int = 0
+    """Steps each step attends to within its trial, itself included (a key/value cache of
+    that many steps is carried across rollouts). 0: the whole trial (the environment's
+    longest trial), so attention sees everything an RNN could."""
+
+
+@dataclass(frozen=True)
+class LRUConfig:
+    """Linear recurrent units (`hypermeta.networks.linear_recurrence.LRU`)."""
+
+    dim: int = 128
+    """Width of the blocks' residual stream and output."""
+    state: int = 128
+    """Complex state units per block."""
+    layers: int = 2
+    """Blocks (LayerNorm -> LRU -> GELU -> GLU, residual)."""
+
+
+SEQUENCE_CONFIGS: dict[str, type] = {"gru": GRUConfig, "lstm": LSTMConfig, "transformer": TransformerConfig,
+                                     "lru": LRUConfig}
+"""Built-in sequence model -> its config dataclass, held in the `ModelConfig` field of the same name."""
+
+OLD_SEQUENCE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "gru_size": (("gru", "size"), ("lstm", "size")),  # the LSTM used the GRU's size
+    "transformer_dim": (("transformer", "dim"),),
+    "transformer_layers": (("transformer", "layers"),),
+    "transformer_heads": (("transformer", "heads"),),
+    "transformer_window": (("transformer", "window"),),
+    "lru_dim": (("lru", "dim"),),
+    "lru_state": (("lru", "state"),),
+    "lru_layers": (("lru", "layers"),),
+}
+"""Flat `ModelConfig` keys of run directories written before each sequence model owned its
+config -> where `TrainConfig.from_dict` puts their values (model field, config field)."""
 
 
 @dataclass(frozen=True)
@@ -31,31 +99,22 @@ class ModelConfig:
     """ReLU embedding of the previous action (0: actions are not encoded, as on Grid)."""
     encoder_reward_embed: int = 8
     """ReLU embedding of the previous reward."""
-    sequence: SequenceName = "gru"
-    """The trajectory encoder's sequence model (`hypermeta.networks.sequence`): "gru" (the
-    paper's), "lstm", "transformer" (causal, pre-norm, attention within the current trial)
-    or "lru" (linear recurrent units, a parallel scan in the replay). Orthogonal to the
-    method: `--method rnn-hn --model.sequence transformer` is Transformer+HN. Default sizes
-    are near the GRU's parameter count with Grid-World's inputs (GRU 228k; LSTM
-    304k, transformer 228k, LRU 204k)."""
-    gru_size: int = 256
-    """Hidden units of the GRU (and of the LSTM)."""
-    transformer_dim: int = 96
-    """Width of the transformer's residual stream and output."""
-    transformer_layers: int = 2
-    """Pre-norm blocks (attention + 4x MLP) of the transformer."""
-    transformer_heads: int = 4
-    """Attention heads (must divide transformer_dim)."""
-    transformer_window: int = 0
-    """Steps each step attends to within its trial, itself included (a key/value cache of
-    that many steps is carried across rollouts). 0: the whole trial (the environment's
-    longest trial), so attention sees everything an RNN could."""
-    lru_dim: int = 128
-    """Width of the LRU blocks' residual stream and output."""
-    lru_state: int = 128
-    """Complex state units per LRU block."""
-    lru_layers: int = 2
-    """LRU blocks (LayerNorm -> LRU -> GELU -> GLU, residual)."""
+    sequence: str = "gru"
+    """The trajectory encoder's sequence model (`hypermeta.networks.sequence_registry.SEQUENCE_MODELS`):
+    "gru" (the paper's), "lstm", "transformer" (causal, pre-norm, attention within the current
+    trial) or "lru" (linear recurrent units, a parallel scan in the replay); a registered
+    plug-in's name, or MODULE:CLASS (`hypermeta.plugins`). Orthogonal to the method:
+    `--method rnn-hn --model.sequence transformer` is Transformer+HN. Default sizes are near
+    the GRU's parameter count with Grid-World's inputs (GRU 228k; LSTM 304k, transformer
+    228k, LRU 204k)."""
+    gru: GRUConfig = field(default_factory=GRUConfig)
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    lru: LRUConfig = field(default_factory=LRUConfig)
+    sequence_options: tuple[str, ...] = ()
+    """KEY=VALUE settings of a plug-in sequence model's own config dataclass (e.g.
+    `--model.sequence-options width=64 depth=2`); stored with the run. The built-in models'
+    sizes are their own fields: --model.gru.*, --model.lstm.*, --model.transformer.*, --model.lru.*."""
     latent_dim: int = 5
     """The encoder's linear head outputs 2 * latent_dim features (the reference's [mean, logvar])."""
     policy_state_embed: int = 256
@@ -247,13 +306,32 @@ class TrainConfig:
     @staticmethod
     def from_dict(data: dict) -> TrainConfig:
         data = dict(data)
-        model_data = data.pop("model")
-        model = ModelConfig(**{**model_data, "policy_hidden": tuple(model_data["policy_hidden"])})
+        model = model_from_dict(data.pop("model"))
         ppo = PPOConfig(**data.pop("ppo"))
         inference_data = data.pop("inference", {})
         inference = InferenceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in inference_data.items()})
         listed = {"seeds": tuple(data["seeds"]), "lr": tuple(data["lr"]), "log": tuple(data.get("log", ()))}
         return TrainConfig(**{**data, **listed}, model=model, ppo=ppo, inference=inference)
+
+
+def model_from_dict(data: dict) -> ModelConfig:
+    """The `ModelConfig` of a config.json's "model" (lists back to tuples); the flat sequence-model
+    keys of older run directories (`gru_size`, `transformer_dim`, `lru_state`, ...) go to their
+    model's config (`OLD_SEQUENCE_KEYS`), where a nested value of the same field wins."""
+    data = dict(data)
+    nested: dict[str, dict] = {name: {} for name in SEQUENCE_CONFIGS}
+    for old, places in OLD_SEQUENCE_KEYS.items():
+        if old in data:
+            value = data.pop(old)
+            for model, key in places:
+                nested[model][key] = value
+    for name, cls in SEQUENCE_CONFIGS.items():
+        given = data.get(name)
+        data[name] = cls(**{**nested[name], **(given if isinstance(given, dict) else {})})
+    for name in ("policy_hidden", "sequence_options"):
+        if name in data:
+            data[name] = tuple(data[name])
+    return ModelConfig(**data)
 
 
 @dataclass(frozen=True)

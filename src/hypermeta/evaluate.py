@@ -288,10 +288,15 @@ def run_eval(path: Path, settings: EvalSettings, say=print) -> Path:
     return folder
 
 
+def evaluation_folders(run_dir: Path) -> list[Path]:
+    """The folder of every evaluation written under RUN_DIR/eval/ (one with a summary.json), oldest first."""
+    found = sorted((Path(run_dir) / "eval").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    return [p.parent for p in found]
+
+
 def read_evaluations(run_dir: Path) -> list[dict]:
     """Every evaluation's summary.json under RUN_DIR/eval/ (for `hypermeta report`), oldest first."""
-    found = sorted((Path(run_dir) / "eval").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
-    return [json.loads(p.read_text()) for p in found]
+    return [json.loads((folder / "summary.json").read_text()) for folder in evaluation_folders(run_dir)]
 
 
 def eval_section(run_dirs: list[Path]) -> list[str]:

@@ -16,6 +16,7 @@ import dataclasses
 
 from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import env_spec
+from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 
 GRID_WORLD = TrainConfig(model=ModelConfig(policy_state_embed=25))
@@ -125,6 +126,27 @@ episodes of up to 243 steps spans rollouts, so evaluations (16 trials each) come
 updates. Not tuned."""
 
 
+GENERIC = dataclasses.replace(
+    CHEETAH,
+    frames=10_000_000,
+    eval_interval=10,
+    ppo=dataclasses.replace(_MUJOCO_PPO, num_steps=200, time_limit="terminal"),
+    inference=dataclasses.replace(_MUJOCO_INFERENCE, pretrain_updates=150),
+)
+"""Environments of your own that name no family (`hypermeta.plugins.register_env`, `--env
+MODULE:FACTORY`; not in the paper, not tuned). Derived from the Cheetah family, the paper's
+least environment-specific settings: the encoder embeds the previous action and reward
+(32/16/16; Grid-World's drop the action, which only suits its 5 known moves), entropy 0.01
+suits discrete and Gaussian policies alike (Grid-World's 0.1 is for 5 actions), and its
+gamma 0.97, lambda 0.9, clip 0.1, 2 epochs of 4 minibatches and VariBAD settings were tuned
+on tasks of a few hundred steps. Changed for an unknown environment: 16 x 200 frames per
+update (Ant's and Walker's rollouts: more updates from a small budget), trial ends are true
+ends (`time_limit` "terminal": "proper" needs `info["timeout"]`, which an environment may not
+report), 10M frames with an evaluation every 10 updates, and 150 pre-training updates, the
+same 5% of the budget as Cheetah's 563 of 75M frames. Override any of them on the command
+line, or register a family of your own (`hypermeta.plugins.register_family`)."""
+
+
 FAMILIES: dict[str, TrainConfig] = {
     "grid-world": GRID_WORLD,
     "mc-ls": MC_LS,
@@ -135,13 +157,18 @@ FAMILIES: dict[str, TrainConfig] = {
     "ml10": ML10,
     "gymnax": GYMNAX,
     "xland": XLAND,
+    "generic": GENERIC,
 }
 """Family name (`EnvSpec.family`) -> the paper's settings for its environments."""
 
 
 def family_defaults(env: str) -> TrainConfig:
     """The paper's settings for `env`'s family, with `env` filled in."""
-    return dataclasses.replace(FAMILIES[env_spec(env).family], env=env)
+    family = env_spec(env).family
+    if family not in FAMILIES:  # a plug-in naming a family that no plug-in registered
+        raise UsageError(f"environment {env!r} names the family {family!r}, which is not registered; "
+                         f"families: {', '.join(FAMILIES)}")
+    return dataclasses.replace(FAMILIES[family], env=env)
 
 
 def method_defaults(env: str, method: str) -> TrainConfig:

@@ -22,7 +22,7 @@ GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 # paper's Grid-World sizes: a 2-core CPU (runs one after another; auto parallel_runs)
 # and one H100 with all 15 runs of a sweep vmapped. Methods not measured yet use the
 # slowest measured figure. RNN, RNN+HN and VI+HN on the CPU were re-measured on 2026-12-03
-# (docs/design.md "Measured: speed on a CPU": one run is no longer vmapped, the replay's GRU
+# (docs/results/cpu-speed/README.md, "Measured: speed on a CPU": one run is no longer vmapped, the replay's GRU
 # has its own backward pass); RNN+S and Kaiming take RNN's and RNN+HN's figures; the other
 # methods' CPU figures predate those changes (each is faster now: conservative), and the
 # GPU's were measured before the reference's PPO minibatches.

@@ -4,20 +4,29 @@ message naming the value and what is allowed (`hypermeta train` and `hypermeta s
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import typing
 
-from hypermeta.config import ModelConfig, SequenceName, TrainConfig
-from hypermeta.envs.registry import ENVIRONMENTS, make_env
+import jax
+import jax.numpy as jnp
+
+from hypermeta.config import SEQUENCE_CONFIGS, ModelConfig, TrainConfig
+from hypermeta.envs.base import Environment, EnvironmentBase
+from hypermeta.envs.host import HostEnvironment
+from hypermeta.envs.registry import ENVIRONMENTS, env_spec, make_env
 from hypermeta.envs.trial import reports_timeouts
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.observation import OBS_ENCODERS
+from hypermeta.networks.sequence_registry import probe_sequence_model, sequence_config, sequence_spec
+from hypermeta.plugin_loading import one_line
 
 
 def validate(cfg: TrainConfig) -> None:
     """Reject impossible settings with a message naming the value and what is allowed."""
-    make_env(cfg.env, physics=cfg.physics)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
+    env = make_env(cfg.env, physics=cfg.physics)  # an unknown name, or a missing optional extra (ml10), fails before a run dir exists
+    if env_spec(cfg.env).plugin:
+        _validate_plugin_env(cfg.env, env)
     get_method(cfg.method)
     p = cfg.ppo
     if cfg.frames <= 0:
@@ -60,7 +69,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.inference.kl_scale not in ("reference", "trial"):
         raise UsageError(f"--inference.kl-scale must be 'reference' or 'trial', got {cfg.inference.kl_scale!r}")
     m = cfg.model
-    for name in ("encoder_state_embed", "encoder_reward_embed", "gru_size", "latent_dim", "policy_state_embed", "policy_latent_embed"):
+    for name in ("encoder_state_embed", "encoder_reward_embed", "latent_dim", "policy_state_embed", "policy_latent_embed"):
         if getattr(m, name) < 1:
             raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
     if m.encoder_action_embed < 0:
@@ -73,7 +82,7 @@ def validate(cfg: TrainConfig) -> None:
             f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
             f"(image environments: {', '.join(images)})"
         )
-    _validate_sequence(m)
+    _validate_sequence(m, env)
     if not m.policy_hidden or min(m.policy_hidden) < 1:
         raise UsageError(f"--model.policy-hidden needs one or more positive widths, got {list(m.policy_hidden)}")
     if cfg.parallel_runs < 0:
@@ -83,20 +92,76 @@ def validate(cfg: TrainConfig) -> None:
     _validate_inference(cfg)
 
 
-def _validate_sequence(m: ModelConfig) -> None:
-    """The sequence model's name and sizes."""
-    names = typing.get_args(SequenceName)
-    if m.sequence not in names:
-        raise UsageError(f"--model.sequence must be one of {', '.join(names)}, got {m.sequence!r}")
-    for name in ("transformer_dim", "transformer_layers", "transformer_heads", "lru_dim", "lru_state", "lru_layers"):
-        if getattr(m, name) < 1:
-            raise UsageError(f"--model.{name.replace('_', '-')} must be >= 1, got {getattr(m, name)}")
-    if m.transformer_window < 0:
-        raise UsageError(f"--model.transformer-window must be >= 0 (0 = the whole trial), got {m.transformer_window}")
-    head_dim, rest = divmod(m.transformer_dim, m.transformer_heads)
+def _validate_sequence(m: ModelConfig, env: EnvironmentBase) -> None:
+    """The sequence model's name, the built-in models' sizes, a plug-in's options and interface."""
+    spec = sequence_spec(m.sequence)  # an unknown name: one line listing the registered ones
+    sequence_config(m)  # options of a model without them, or bad KEY=VALUE options
+    for model in SEQUENCE_CONFIGS:
+        for f in dataclasses.fields(getattr(m, model)):
+            value, least = getattr(getattr(m, model), f.name), 0 if (model, f.name) == ("transformer", "window") else 1
+            if value < least:
+                meaning = " (0 = the whole trial)" if least == 0 else ""
+                raise UsageError(f"--model.{model}.{f.name} must be >= {least}{meaning}, got {value}")
+    t = m.transformer
+    head_dim, rest = divmod(t.dim, t.heads)
     if rest or head_dim % 2:  # rotary positions rotate pairs of each head's features
-        raise UsageError(f"--model.transformer-dim {m.transformer_dim} must split evenly into "
-                         f"--model.transformer-heads {m.transformer_heads} heads of an even width (rotary positions)")
+        raise UsageError(f"--model.transformer.dim {t.dim} must split evenly into "
+                         f"--model.transformer.heads {t.heads} heads of an even width (rotary positions)")
+    if spec.plugin:  # this package's models are tested; a plug-in is checked over shapes (cheap)
+        inputs = m.encoder_state_embed + m.encoder_reward_embed + m.encoder_action_embed
+        probe_sequence_model(m, env.episodes_per_trial * env.max_episode_steps, inputs)  # the longest trial
+
+
+def _validate_plugin_env(name: str, env: EnvironmentBase) -> None:
+    """A plug-in environment's declared sizes against what its functions return, over shapes
+    only (`jax.eval_shape`: nothing runs, no backend starts), one line per problem."""
+    where = f"environment plug-in {name!r}"
+    for attr in ("episodes_per_trial", "max_episode_steps"):
+        value = getattr(env, attr, None)
+        if not isinstance(value, int) or value < 1:
+            raise UsageError(f"{where}: {attr} must be a positive int, got {value!r}")
+    if isinstance(env, HostEnvironment):
+        try:
+            task_env = env.make_task_env(env.splits[0])
+        except Exception as e:
+            raise UsageError(f"{where}: make_task_env({env.splits[0]!r}) raised {one_line(e)}") from e
+        if not callable(getattr(task_env, "sample_task", None)):
+            raise UsageError(f"{where}: its task env {type(task_env).__name__} has no task sampler: a host task env "
+                             f"defines sample_task(rng) and task (hypermeta.envs.host)")
+        return
+    assert isinstance(env, Environment)  # registry.check_environment made sure
+    obs_shape = tuple(env.observation_space.shape)
+    if len(obs_shape) != 1:
+        raise UsageError(f"{where}: observation_space.shape must be a vector (n,) (images are flattened, "
+                         f"see image_shape), got {obs_shape}")
+    key = jax.eval_shape(jax.random.PRNGKey, 0)
+    try:
+        task = jax.eval_shape(env.sample_task, key)
+        obs, state = jax.eval_shape(env.reset, key, task)
+        action = jax.eval_shape(env.action_space.sample, key)
+        next_obs, next_state, reward, done, info = jax.eval_shape(env.step, key, state, action, task)
+    except Exception as e:
+        raise UsageError(f"{where}: sample_task/reset/step failed on abstract inputs: {one_line(e)}") from e
+    _check_shapes(where, env, (task, obs, next_obs, reward, done, info))
+    if jax.tree.structure(next_state) != jax.tree.structure(state):
+        raise UsageError(f"{where}: step returns a state structured unlike reset's")
+
+
+def _check_shapes(where: str, env: Environment, values: tuple) -> None:
+    """What `sample_task`, `reset` and `step` returned (shapes and dtypes) against the declared sizes."""
+    task, obs, next_obs, reward, done, info = values
+    obs_shape = tuple(env.observation_space.shape)
+    expected = [("sample_task's task", task, (env.task_dim,)), ("reset's observation", obs, obs_shape),
+                ("step's observation", next_obs, obs_shape), ("step's reward", reward, ()), ("step's done", done, ())]
+    for what, value, shape in expected:
+        if not hasattr(value, "shape") or tuple(value.shape) != shape:
+            raise UsageError(f"{where}: {what} has shape {getattr(value, 'shape', type(value).__name__)}, expected "
+                             f"{shape} (task_dim {env.task_dim}, observation_space.shape {obs_shape})")
+    for what, value in (("task", task), ("observation", obs), ("reward", reward)):
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise UsageError(f"{where}: its {what} must be floating point, got {value.dtype}")
+    if not isinstance(info, dict):
+        raise UsageError(f"{where}: step's info must be a dict, got {type(info).__name__}")
 
 
 def _image_shape(env: str) -> tuple[int, int, int] | None:

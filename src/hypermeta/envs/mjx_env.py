@@ -46,7 +46,7 @@ from hypermeta.errors import UsageError
 # (tolerance 1e-8); MJX runs its solver as a while-loop, so under vmap every env waits for
 # the slowest. 4 / 8 is what MuJoCo's own MJX examples use for locomotion: 2-3x faster,
 # with one-step differences to the full solver at float32 rounding on all but a few Ant
-# contact steps (benchmarks/mjx_physics.py; docs/design.md, "MuJoCo tasks on MJX").
+# contact steps (benchmarks/mjx_physics.py; docs/results/mujoco-cpu/README.md, "Solver budget").
 SOLVER_ITERATIONS = 4
 LS_ITERATIONS = 8
 
@@ -152,7 +152,7 @@ class MjxEnv(Environment):
     cone: str | None = None
     """Friction-cone override, "pyramidal" or "elliptic" (None: the model file's, pyramidal).
     MJX 3.3's pyramidal contact forces differ from C MuJoCo's at some contact steps, its
-    elliptic ones match (docs/design.md, "MuJoCo tasks on MJX"); the Ant's equality test uses elliptic."""
+    elliptic ones match (docs/environments.md, "MuJoCo tasks on MJX"); the Ant's equality test uses elliptic."""
     physics: Physics = "mjx"
     """Physics backend: "mjx" (MJX in the compiled program) or "c" (MuJoCo's C library via a
     callback, `hypermeta.envs.mujoco_c`). Same model and solver settings, float64 in C and

@@ -14,7 +14,7 @@ qacc_warmstart) is written into a float64 `MjData`, ctrl is the action clipped t
 [-1, 1], `frame_skip` `mj_step`s run, and the result is rounded back to float32. The C
 model is `load_model(...)[0]`, the one the MJX model was made from, so both backends
 run the same timestep, integrator, cone and solver iterations and differ at float
-precision only (docs/design.md, "MuJoCo physics: C on CPUs, MJX on GPUs").
+precision only (docs/environments.md, "MuJoCo physics: C on CPUs, MJX on GPUs").
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Environment names -> constructors and the name of their family of settings.
 
-A new environment is one module plus one line here; another package's JAX environments are
-one adapter module plus one line of `ADAPTERS` (`gymnax:NAME`, `xland:ENV_ID`).
+A new environment of this package is one module plus one line here; another package's JAX
+environments are one adapter module plus one line of `ADAPTERS` (`gymnax:NAME`,
+`xland:ENV_ID`). Environments of your own need no edit here (`hypermeta.plugins`):
+`hypermeta.plugins.register_env`, an installed plug-in (entry-point group
+`hypermeta.plugins`, loaded when a name is not found), or the name `MODULE:FACTORY`
+itself (`env_spec` imports it).
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from hypermeta.config import resolve_physics
 from hypermeta.envs import gymnax_env, ml10, xland
 from hypermeta.envs.ant_dir import AntDir
-from hypermeta.envs.base import EnvironmentBase
+from hypermeta.envs.base import Environment, EnvironmentBase
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.half_cheetah import HalfCheetah
+from hypermeta.envs.host import HostEnvironment
 from hypermeta.envs.mc_ls import MCLS
 from hypermeta.envs.mjx_env import PHYSICS, MjxEnv
 from hypermeta.envs.walker_params import WalkerParams
 from hypermeta.errors import UsageError
+from hypermeta.plugin_loading import import_object, is_import_name, load_entry_points, one_line
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,14 @@ class EnvSpec:
     family: str
     """The family whose model / PPO / budget settings this environment uses: a key of
     `hypermeta.families.FAMILIES` ("grid-world", "mc-ls", "mc-ls-cnn", "cheetah", "ant",
-    "walker", "ml10", "gymnax", "xland"), so that environments do not depend on PPO settings."""
+    "walker", "ml10", "gymnax", "xland", "generic" or a registered one), so that environments
+    do not depend on PPO settings."""
     reference_returns: dict[str, float]
     """Per-trial returns drawn on learning curves (name -> value)."""
+    plugin: str = ""
+    """Where a plug-in's environment came from (its registered name or MODULE:FACTORY), for
+    error messages and the checks `hypermeta.validate` runs on plug-ins only; "" for this
+    package's environments."""
 
 
 _GRID_REFERENCE = {"Bayes-optimal": 37.21, "oracle": 44.29, "random": -4.66}
@@ -90,13 +102,20 @@ ADAPTERS: dict[str, AdapterSpec] = {
 }
 
 
+PLUGIN_FAMILY = "generic"
+"""The family of a plug-in environment that names none (`hypermeta.families.GENERIC`)."""
+
+
 def environment_names() -> list[str]:
-    """Every registered name, then the adapters' name patterns."""
-    return [*ENVIRONMENTS, *(a.usage for a in ADAPTERS.values())]
+    """Every registered name (installed plug-ins' included: their entry points are loaded
+    here, so --help lists them), then the adapters' and plug-ins' name patterns."""
+    load_entry_points()
+    return [*ENVIRONMENTS, *(a.usage for a in ADAPTERS.values()), "MODULE:FACTORY (your own, hypermeta.plugins)"]
 
 
 def env_spec(name: str) -> EnvSpec:
-    """The registry entry of `name` (an adapter's name resolved and checked), or a
+    """The registry entry of `name` (an adapter's name resolved and checked; MODULE:FACTORY
+    imported; installed plug-ins loaded if the name is not registered yet), or a
     UsageError listing what is allowed."""
     if name in ENVIRONMENTS:
         return ENVIRONMENTS[name]
@@ -106,7 +125,58 @@ def env_spec(name: str) -> EnvSpec:
         adapter.module.check(name, rest)
         return EnvSpec(functools.partial(adapter.module.make, name, rest), adapter.family,
                        adapter.module.reference_returns(name, rest))
+    if is_import_name(name):
+        found = import_object(name, "--env")
+        if found is not None:
+            return _imported_spec(name, found)
+    elif load_entry_points() and name in ENVIRONMENTS:
+        return ENVIRONMENTS[name]
     raise UsageError(f"unknown environment {name!r}; choose one of: {', '.join(environment_names())}")
+
+
+def _imported_spec(name: str, found: Any) -> EnvSpec:
+    """The entry of a MODULE:FACTORY name: `found` is a callable returning the environment, or
+    an object with `make()` and optionally `family` and `reference_returns` attributes."""
+    make = getattr(found, "make", None)
+    if callable(make) and not isinstance(found, type):
+        family = getattr(found, "family", None) or PLUGIN_FAMILY
+        return EnvSpec(checked_factory(name, make), family, dict(getattr(found, "reference_returns", None) or {}), name)
+    if not callable(found):
+        raise UsageError(f"environment plug-in {name!r}: {type(found).__name__} is neither callable nor has make()")
+    return EnvSpec(checked_factory(name, found), PLUGIN_FAMILY, {}, name)
+
+
+def checked_factory(label: str, make: Callable[[], Any]) -> Callable[[], EnvironmentBase]:
+    """`make` as a plug-in's factory: an exception it raises, or an object that is no
+    environment, becomes a one-line UsageError naming the plug-in `label`."""
+
+    def factory() -> EnvironmentBase:
+        try:
+            env = make()
+        except UsageError as e:
+            raise UsageError(f"environment plug-in {label!r}: {e}") from e
+        except Exception as e:
+            if isinstance(e, TypeError) and "sample_task" in str(e):  # an Environment subclass without it
+                raise UsageError(f"environment plug-in {label!r}: {_NO_SAMPLER}; its factory raised {one_line(e)}") from e
+            raise UsageError(f"environment plug-in {label!r}: its factory raised {one_line(e)}") from e
+        return check_environment(label, env)
+
+    return factory
+
+
+_NO_SAMPLER = "no task sampler: a JAX environment defines sample_task(key) -> task vector (hypermeta.envs.base.Environment)"
+
+
+def check_environment(label: str, env: Any) -> EnvironmentBase:
+    """`env` if it is a JAX `Environment` or a `HostEnvironment`, else a one-line UsageError
+    saying what is missing (a task sampler first: without one there are no tasks to meta-learn)."""
+    if isinstance(env, (Environment, HostEnvironment)):
+        return env
+    kind = type(env).__name__
+    if callable(getattr(env, "step", None)) and not callable(getattr(env, "sample_task", None)):
+        raise UsageError(f"environment plug-in {label!r}: {kind} has {_NO_SAMPLER}")
+    raise UsageError(f"environment plug-in {label!r}: its factory returned {kind}, not a hypermeta.envs.base."
+                     f"Environment (JAX) or a hypermeta.envs.host.HostEnvironment (gymnasium)")
 
 
 def make_env(name: str, physics: str = "auto") -> EnvironmentBase:

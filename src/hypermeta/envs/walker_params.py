@@ -22,7 +22,7 @@ compiled program, and the authors' mujoco-py 0.5.7 wrote the same fields
 directly too. The C backend does the same (no `mj_setConst`), so both backends
 simulate the same model. Measured (benchmarks/mjx_physics.py): one-step qpos differences
 of ~1e-3 (contact softness), no change in random-action returns; see
-docs/design.md ("MuJoCo tasks on MJX").
+docs/results/mujoco-cpu/README.md ("Walker's derived constants").
 """
 
 from __future__ import annotations

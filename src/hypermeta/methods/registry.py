@@ -1,4 +1,6 @@
-"""Method names -> Method. A new method is one module plus one line here."""
+"""Method names -> Method. A new method of this package is one module plus one line here; a
+method of your own is `hypermeta.plugins.register_method` (or an installed plug-in's entry
+point, loaded when a name is not found)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from hypermeta.methods import end_to_end_inference as e2e
 from hypermeta.methods import task_inference as ti
 from hypermeta.methods.base import Method
 from hypermeta.methods.recurrent import RNN, RNN_HN, RNN_HN_KAIMING, RNN_S
+from hypermeta.networks.sequence_registry import sequence_label
+from hypermeta.plugin_loading import load_entry_points
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -18,8 +22,9 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _canonical(name: str) -> str:
-    """'RNN+HN_Kaiming' -> 'rnn-hn-kaiming', 'TI++HN' -> 'ti-pp-hn', 'TI Naive' -> 'ti-naive'."""
+def canonical(name: str) -> str:
+    """'RNN+HN_Kaiming' -> 'rnn-hn-kaiming', 'TI++HN' -> 'ti-pp-hn', 'TI Naive' -> 'ti-naive':
+    the form every method name and paper spelling is looked up in."""
     s = name.strip().lower().replace("++", "-pp-").replace("+", "-").replace("_", "-").replace(" ", "-")
     while "--" in s:
         s = s.replace("--", "-")
@@ -27,17 +32,26 @@ def _canonical(name: str) -> str:
     return {"rl2": "rnn", "varibad": "vi"}.get(s, s)
 
 
-def get_method(name: str) -> Method:
-    """Look up a method by CLI name or the paper's spelling."""
-    key = _canonical(name)
+def find_method(name: str) -> Method | None:
+    """The registered method whose CLI name or paper spelling is `name` in any spelling
+    (`canonical`), else None; looks no further (no plug-ins are loaded)."""
+    key = canonical(name)
     if key in METHODS:
         return METHODS[key]
+    # A plug-in's paper name need not canonicalise to its CLI name ("MyNet+HN" for "my-net-hn").
+    return next((m for m in METHODS.values() if canonical(m.paper_name) == key), None)
+
+
+def get_method(name: str) -> Method:
+    """Look up a method by CLI name or the paper's spelling (installed plug-ins are loaded
+    first if it is not registered)."""
+    method = find_method(name)
+    if method is None and load_entry_points():
+        method = find_method(name)
+    if method is not None:
+        return method
     allowed = ", ".join(f"{m.name} ({m.paper_name})" for m in METHODS.values())
     raise UsageError(f"unknown method {name!r}; choose one of: {allowed}")
-
-
-SEQUENCE_NAMES: dict[str, str] = {"gru": "GRU", "lstm": "LSTM", "transformer": "Transformer", "lru": "LRU"}
-"""`ModelConfig.sequence` -> how reports name it (the keys are `networks.encoder.SEQUENCE_MODELS`'s)."""
 
 
 def run_label(method: str, sequence: str = "gru") -> str:
@@ -54,5 +68,5 @@ def paper_label(label: str) -> str:
     name = get_method(method).paper_name
     if not sequence:
         return name
-    model = SEQUENCE_NAMES[sequence]
+    model = sequence_label(sequence)
     return model + name[3:] if name.startswith("RNN") else f"{name} ({model})"

@@ -5,8 +5,9 @@
     z_t = Linear(h_t)                                              2 * latent_dim features
 
 The GRU is the paper's; `ModelConfig.sequence` swaps in another sequence model
-(SEQUENCE_MODELS: an LSTM, a transformer over the trial, linear recurrent units) with the
-same trial semantics (memory starts fresh exactly at trial starts).
+(`networks.sequence_registry.SEQUENCE_MODELS`: an LSTM, a transformer over the trial, linear
+recurrent units, a plug-in's) with the same trial semantics (memory starts fresh exactly at
+trial starts).
 
 Every parameter here belongs to the agent's "encoder" group (`networks.agent.PARAM_GROUPS`):
 a layer added to this module is trained, clipped and kept like the rest of the encoder.
@@ -23,19 +24,8 @@ from flax import struct
 from hypermeta.config import ModelConfig
 from hypermeta.envs.base import Array
 from hypermeta.networks.init import torch_linear
-from hypermeta.networks.linear_recurrence import LRU
 from hypermeta.networks.observation import observation_embed
-from hypermeta.networks.sequence import GRU, LSTM, SequenceModel
-from hypermeta.networks.transformer import Transformer
-
-SEQUENCE_MODELS: dict[str, type[SequenceModel]] = {"gru": GRU, "lstm": LSTM, "transformer": Transformer, "lru": LRU}
-"""`ModelConfig.sequence` -> sequence model (a new one is one module plus one line here)."""
-
-
-def sequence_model(model: ModelConfig, trial_steps: int, **kwargs: Any) -> SequenceModel:
-    """The encoder's sequence model, `model.sequence` with `model`'s sizes (the paper's: a GRU
-    of `gru_size` units); `trial_steps` bounds a trial (the transformer's default window)."""
-    return SEQUENCE_MODELS[model.sequence].from_config(model, trial_steps, **kwargs)
+from hypermeta.networks.sequence_registry import module_name, sequence_model
 
 
 @struct.dataclass
@@ -56,7 +46,7 @@ class TrajectoryEncoder(nn.Module):
     obs_dim: int
     image_shape: tuple[int, int, int] | None = None
     trial_steps: int = 1
-    """Most steps of one trial (the transformer's window when `transformer_window` is 0)."""
+    """Most steps of one trial (the transformer's window when `model.transformer.window` is 0)."""
 
     def setup(self) -> None:
         m = self.model
@@ -64,8 +54,7 @@ class TrajectoryEncoder(nn.Module):
             self.enc_action = torch_linear(m.encoder_action_embed, self.action_dim, "enc_action")
         self.enc_reward = torch_linear(m.encoder_reward_embed, 1, "enc_reward")
         self.enc_state = observation_embed(m.encoder_state_embed, self.obs_dim, m.obs_encoder, self.image_shape, "enc_state")
-        # Named after the model ("gru" for the paper's), so a checkpoint names its encoder.
-        self.gru = sequence_model(m, self.trial_steps, name=m.sequence)
+        self.gru = sequence_model(m, self.trial_steps, name=module_name(m.sequence))
         self.enc_head = torch_linear(2 * m.latent_dim, self.gru.features, "enc_head")
 
     def initial_carry(self, batch_shape: tuple[int, ...] = ()) -> Any:

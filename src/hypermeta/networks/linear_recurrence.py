@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import LRUConfig
 from hypermeta.envs.base import Array
 from hypermeta.networks.sequence import SequenceModel
 
@@ -96,8 +96,8 @@ class LRU(SequenceModel):
     parallel = True
 
     @classmethod
-    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> LRU:
-        return cls(model.lru_dim, model.lru_state, model.lru_layers, **kwargs)
+    def from_config(cls, config: LRUConfig, trial_steps: int, **kwargs: Any) -> LRU:
+        return cls(config.dim, config.state, config.layers, **kwargs)
 
     def setup(self) -> None:
         self.input = nn.Dense(self.features)

@@ -13,18 +13,21 @@ model with a parallel form (attention, linear recurrences) overrides it and sets
 `parallel = True`, and the trajectory encoder (`networks.encoder`) then hands it whole
 sequences; acting always takes single steps. The PPO replay, the ELBO and the
 re-encoding of running trials go through `Agent.encode_sequence`, so a new model is one
-class here plus one line in SEQUENCE_MODELS.
+class (a subclass of `SequenceModel`) and its config dataclass, registered in
+`networks.sequence_registry.SEQUENCE_MODELS` (this package's) or with
+`hypermeta.plugins.register_sequence_model` (yours; or `--model.sequence MODULE:CLASS`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import GRUConfig, LSTMConfig
 from hypermeta.envs.base import Array
 from hypermeta.networks.gru_scan import gru_cell, gru_sequence
 
@@ -36,17 +39,26 @@ def reset_where(reset: Array, carry: Any, initial: Any) -> Any:
 
 
 class SequenceModel(nn.Module):
-    """The interface (see the module docstring); subclasses define `from_config`,
-    `initial_carry`, `step` and `features` (the width of their output)."""
+    """The interface (see the module docstring); subclasses define `initial_carry`, `step`
+    and `features` (the width of their output), and `from_config` where their config's
+    fields are not their own fields."""
 
     parallel = False
     """True where the model runs whole sequences itself (`sequence` is a parallel form, or
     a scan with its own backward pass); False: the encoder scans its step."""
+    config_class: ClassVar[type | None] = None
+    """A plug-in's config dataclass where it is named MODULE:CLASS (`--model.sequence
+    pkg.mod:MyModel`; `hypermeta.plugins.register_sequence_model` takes it as `config`).
+    None: no settings. This package's models keep theirs in `hypermeta.config`."""
 
     @classmethod
-    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> SequenceModel:
-        """The model with the sizes of `model`; `trial_steps` bounds the steps of one trial."""
-        raise NotImplementedError
+    def from_config(cls, config: Any, trial_steps: int, **kwargs: Any) -> SequenceModel:
+        """The model with the sizes of `config`, this model's own config dataclass (None: a
+        model registered without one); `trial_steps` bounds the steps of one trial; `kwargs`
+        are flax's (`name`, `parent`). Default: the config's fields are the module's fields
+        of the same names."""
+        fields = {} if config is None else {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        return cls(**fields, **kwargs)
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
@@ -105,8 +117,8 @@ class GRU(SequenceModel):
     parallel = True
 
     @classmethod
-    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> GRU:
-        return cls(model.gru_size, **kwargs)
+    def from_config(cls, config: GRUConfig, trial_steps: int, **kwargs: Any) -> GRU:
+        return cls(config.size, **kwargs)
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Array:
         return jnp.zeros((*batch_shape, self.features), jnp.float32)
@@ -132,8 +144,8 @@ class LSTM(SequenceModel):
     features: int
 
     @classmethod
-    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> LSTM:
-        return cls(model.gru_size, **kwargs)
+    def from_config(cls, config: LSTMConfig, trial_steps: int, **kwargs: Any) -> LSTM:
+        return cls(config.size, **kwargs)
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> tuple[Array, Array]:
         zeros = jnp.zeros((*batch_shape, self.features), jnp.float32)

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hypermeta.config import ModelConfig
+from hypermeta.config import TransformerConfig
 from hypermeta.envs.base import Array
 from hypermeta.networks.sequence import SequenceModel
 
@@ -60,9 +60,8 @@ class Transformer(SequenceModel):
     parallel = True
 
     @classmethod
-    def from_config(cls, model: ModelConfig, trial_steps: int, **kwargs: Any) -> Transformer:
-        window = model.transformer_window or trial_steps
-        return cls(model.transformer_dim, model.transformer_layers, model.transformer_heads, window, **kwargs)
+    def from_config(cls, config: TransformerConfig, trial_steps: int, **kwargs: Any) -> Transformer:
+        return cls(config.dim, config.layers, config.heads, config.window or trial_steps, **kwargs)
 
     def setup(self) -> None:
         d = self.features

@@ -1,0 +1,290 @@
+"""Extension points (`hypermeta.plugins`): run directories of the flat model config still
+load; an environment and a sequence model of another package trained through the library,
+the command line (`--env MODULE:FACTORY`) and an installed entry point; methods and
+families registered; every broken plug-in is one line naming it and what is wrong.
+
+The plug-in lives in tests/plugin_pkg/tiny_env.py, as another package would write it."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from hypermeta import plugin_loading
+from hypermeta.config import GRUConfig, LRUConfig, LSTMConfig, ModelConfig, TrainConfig, TransformerConfig
+from hypermeta.envs.registry import ENVIRONMENTS, env_spec, environment_names, make_env
+from hypermeta.errors import UsageError
+from hypermeta.families import FAMILIES, GENERIC, family_defaults, method_defaults
+from hypermeta.methods.base import Method
+from hypermeta.methods.registry import METHODS, get_method, paper_label, run_label
+from hypermeta.networks.sequence_registry import SEQUENCE_MODELS, sequence_config, sequence_model
+from hypermeta.plugins import register_env, register_family, register_method, register_sequence_model
+from hypermeta.validate import validate
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))  # plugin_pkg, as the subprocesses get it through PYTHONPATH
+from plugin_pkg import tiny_env  # noqa: E402
+
+ENV = "plugin_pkg.tiny_env:make"
+
+
+@pytest.fixture(autouse=True)
+def registries():
+    """Every registry as it was before the test, and installed plug-ins not loaded yet."""
+    saved = [(r, dict(r)) for r in (ENVIRONMENTS, METHODS, SEQUENCE_MODELS, FAMILIES)]
+    loaded = plugin_loading._loaded
+    plugin_loading._loaded = True  # this environment's own installed plug-ins (none) stay out of the way
+    yield
+    for registry, items in saved:
+        registry.clear()
+        registry.update(items)
+    plugin_loading._loaded = loaded
+
+
+def tiny(env: str = ENV, method: str = "rnn-hn", **model) -> TrainConfig:
+    """A few updates of small networks: 4 envs x 8 steps (one trial of 2 x 4 pulls) per update."""
+    base = method_defaults(env, method)
+    return dataclasses.replace(
+        base, frames=4 * 8 * 6, seeds=(0,), lr=(1e-2,), eval_interval=2, eval_trials=4, checkpoint_interval=2,
+        model=dataclasses.replace(base.model, gru=GRUConfig(8), policy_state_embed=8, policy_latent_embed=4,
+                                  policy_hidden=(8,), **model),
+        ppo=dataclasses.replace(base.ppo, num_envs=4, num_steps=8, minibatches=2),
+        inference=dataclasses.replace(base.inference, pretrain_updates=0))
+
+
+# --------------------------------------------------------------------------- old run directories
+
+
+def test_old_flat_model_keys_load_into_each_sequence_models_config():
+    """A config.json written before each sequence model owned its config: gru_size (also the
+    LSTM's size then), transformer_* and lru_* land in their model's config, and the result
+    round-trips through to_dict/from_dict."""
+    old = TrainConfig().to_dict()
+    for name in ("gru", "lstm", "transformer", "lru", "sequence_options"):
+        del old["model"][name]
+    old["model"].update(sequence="lstm", gru_size=16, transformer_dim=32, transformer_layers=3, transformer_heads=2,
+                        transformer_window=8, lru_dim=24, lru_state=12, lru_layers=1)
+    cfg = TrainConfig.from_dict(json.loads(json.dumps(old)))
+    assert cfg.model == ModelConfig(sequence="lstm", gru=GRUConfig(16), lstm=LSTMConfig(16),
+                                    transformer=TransformerConfig(32, 3, 2, 8), lru=LRUConfig(24, 12, 1))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_every_stored_run_directory_config_still_loads():
+    """The config.json of every run directory kept under docs/results (flat keys, some from
+    before the transformer and LRU existed) loads, with the sizes it was trained with."""
+    paths = sorted((REPO / "docs" / "results").rglob("config.json"))
+    assert len(paths) >= 10
+    for path in paths:
+        data = json.loads(path.read_text())
+        cfg = TrainConfig.from_dict(data)
+        assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg, path
+        if "gru_size" in data["model"]:  # written before each sequence model owned its config
+            assert cfg.model.gru.size == data["model"]["gru_size"] == cfg.model.lstm.size, path
+        if "transformer_dim" in data["model"]:
+            assert cfg.model.transformer == TransformerConfig() and cfg.model.lru == LRUConfig(), path
+
+
+# --------------------------------------------------------------------------- environments
+
+
+def test_module_factory_names_resolve_with_the_generic_family():
+    spec = env_spec(ENV)
+    assert spec.family == "generic" and spec.plugin == ENV and spec.reference_returns == {}
+    assert isinstance(make_env(ENV), tiny_env.TwoArmedBandit)
+    assert isinstance(env_spec("plugin_pkg.tiny_env:TwoArmedBandit").make(), tiny_env.TwoArmedBandit)
+    assert family_defaults(ENV) == dataclasses.replace(GENERIC, env=ENV)
+    assert ENV not in ENVIRONMENTS  # resolved by name every time, in every process
+    for name in (ENV, "plugin_pkg.tiny_env:host"):  # a JAX and a host environment pass every check
+        validate(dataclasses.replace(family_defaults(name), method="rnn-hn"))
+
+
+def test_registered_env_and_sequence_model_train_through_the_library(tmp_path):
+    """RNN+HN with a registered sequence model (4 units set through sequence-options) on a
+    registered environment: the run trains, records the plug-in's names and options, and the
+    encoder's parameters are the plug-in's."""
+    from hypermeta.training.learner import Learner
+    from hypermeta.training.loop import train
+
+    register_env("tiny-bandit", tiny_env.TwoArmedBandit, reference_returns={"optimal": 7.0})
+    register_sequence_model("elman", tiny_env.Elman)
+    cfg = tiny("tiny-bandit", sequence="elman", sequence_options=("features=4",))
+    params = jax.eval_shape(Learner(cfg).init, jnp.asarray(0), jnp.asarray(1e-2)).params["encoder"]
+    assert params["elman"]["h"]["kernel"].shape == (4, 4)  # the options reached the plug-in's module
+    run = train(cfg, tmp_path / "run")
+    with open(run.path / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["update"]) for r in rows] == [2, 4, 6]
+    stored = TrainConfig.from_dict(json.loads((run.path / "config.json").read_text()))
+    assert stored.env == "tiny-bandit" and stored.model.sequence_options == ("features=4",)
+    assert paper_label(run_label("rnn-hn", "elman")) == "Elman+HN"
+
+
+def test_cli_trains_a_module_factory_env_and_an_entry_point_env(tmp_path):
+    """Two `hypermeta train` processes at once: `--env plugin_pkg.tiny_env:make`, and `--env
+    my-env` registered by the entry point of a distribution installed on a temporary path
+    (a *.dist-info with entry_points.txt on PYTHONPATH) with its sequence model `elman`."""
+    site = tmp_path / "site"
+    info = site / "tiny_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hypermeta.plugins]\ntiny = plugin_pkg.tiny_env:register\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    small = ["--method", "rnn-hn", "--frames", "96", "--seeds", "0", "--eval-interval", "3", "--eval-trials", "2",
+             "--model.gru.size", "8", "--model.policy-hidden", "8", "--ppo.num-envs", "4", "--ppo.num-steps", "8"]
+    runs = {"factory": ["--env", ENV], "entry-point": ["--env", "my-env", "--model.sequence", "elman",
+                                                       "--model.sequence-options", "features=4"]}
+    started = time.monotonic()
+    procs = {name: subprocess.Popen([sys.executable, "-m", "hypermeta.cli", "train", *argv, *small,
+                                     "--out", str(tmp_path / name)], env=env, cwd=tmp_path, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name, argv in runs.items()}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{name}: {err[-3000:]}"
+        stored = json.loads((tmp_path / name / "config.json").read_text())
+        assert stored["env"] == runs[name][1] and (tmp_path / name / "summary.json").exists()
+    assert json.loads((tmp_path / "entry-point" / "config.json").read_text())["model"]["sequence"] == "elman"
+    print(f"two CLI runs: {time.monotonic() - started:.0f} s")
+
+
+def test_entry_points_load_once_when_a_name_is_unknown(tmp_path, monkeypatch):
+    """A distribution's entry point registers its names when they are listed (--help) or
+    looked up unknown, once per process; one that raises is named in one line."""
+    site = tmp_path / "site"
+    info = site / "tiny_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hypermeta.plugins]\ntiny = plugin_pkg.tiny_env:register\n")
+    monkeypatch.syspath_prepend(str(site))
+    plugin_loading._loaded = False
+    assert "my-env" in environment_names()  # what --help lists: installed plug-ins loaded
+    del ENVIRONMENTS["my-env"], SEQUENCE_MODELS["elman"]
+    plugin_loading._loaded = False
+    assert env_spec("my-env").reference_returns == {"optimal": 7.0} and "elman" in SEQUENCE_MODELS  # an unknown name
+    assert plugin_loading.load_entry_points() is False  # loaded once: registering again would refuse the names
+    # A plug-in whose entry point fails is named in one line.
+    (info / "entry_points.txt").write_text("[hypermeta.plugins]\nbad = plugin_pkg.tiny_env:raising\n")
+    plugin_loading._loaded = False
+    with pytest.raises(UsageError, match=r"^plug-in 'bad' \(plugin_pkg.tiny_env:raising, from tiny-plugin\): "
+                                         r"calling it failed: RuntimeError: no licence for the simulator$"):
+        get_method("no-such-method")
+
+
+# --------------------------------------------------------------------------- methods, families, names
+
+
+def test_registered_method_family_and_the_refusal_of_taken_names():
+    mine = Method("my-net-hn", "MyNet+HN", conditioning="hyper")
+    register_method(mine)
+    assert get_method("MyNet+HN") is mine and get_method("my_net_hn") is mine
+    assert paper_label(run_label("MyNet+HN", "lru")) == "MyNet+HN (LRU)"
+    with pytest.raises(UsageError, match=r"^method 'my-net-hn' is already registered; pass replace=True"):
+        register_method(mine)
+    register_method(dataclasses.replace(mine, description="v2"), replace=True)
+    assert get_method("my-net-hn").description == "v2"
+    with pytest.raises(UsageError, match="taken by the registered method 'rnn-hn'"):
+        register_method(Method("rnn-hn-2", "RNN+HN", conditioning="hyper"))
+    with pytest.raises(UsageError, match="lowercase with dashes"):
+        register_method(Method("My_Net", "Mine", conditioning="hyper"))
+
+    register_family("bandits", dataclasses.replace(GENERIC, frames=50_000))
+    register_env("bandit-2", tiny_env.TwoArmedBandit, family="bandits")
+    assert family_defaults("bandit-2").frames == 50_000
+    for register, name in ((lambda: register_env("grid-world", tiny_env.make), "environment 'grid-world'"),
+                           (lambda: register_sequence_model("gru", tiny_env.Elman), "sequence model 'gru'"),
+                           (lambda: register_family("grid-world", GENERIC), "family 'grid-world'")):
+        with pytest.raises(UsageError, match=f"^{name} is already registered; pass replace=True to replace it$"):
+            register()
+    register_sequence_model("gru", tiny_env.Elman, replace=True)
+    assert sequence_model(ModelConfig(), trial_steps=8).features == 16  # the plug-in's default config
+    with pytest.raises(UsageError, match="unknown family 'nope'"):
+        register_env("bandit-3", tiny_env.make, family="nope")
+    with pytest.raises(UsageError, match="without spaces or ':'"):
+        register_env("gymnax:mine", tiny_env.make)
+
+
+def test_sequence_names_and_options_are_checked_in_one_line():
+    with pytest.raises(UsageError, match=r"^--model.sequence must be one of gru, lstm, transformer, lru, "
+                                         r"MODULE:CLASS .*, got 'mamba'$"):
+        validate(dataclasses.replace(TrainConfig(), model=ModelConfig(sequence="mamba")))
+    named = ModelConfig(sequence="plugin_pkg.tiny_env:Elman", sequence_options=("features=6",))
+    assert sequence_config(named) == tiny_env.ElmanConfig(6)
+    bad = {("width=6",): "write KEY=VALUE with KEY one of features", ("features=six",): "'six' is not a int"}
+    for options, message in bad.items():
+        with pytest.raises(UsageError, match=message):
+            sequence_config(dataclasses.replace(named, sequence_options=options))
+    with pytest.raises(UsageError, match=r"sets a plug-in's config; gru's sizes are --model.gru.\*"):
+        sequence_config(ModelConfig(sequence_options=("size=3",)))
+
+
+# --------------------------------------------------------------------------- broken plug-ins
+
+BROKEN_ENVS = {
+    "plugin_pkg.tiny_env:raising":
+        r"environment plug-in 'plugin_pkg.tiny_env:raising': its factory raised RuntimeError: no licence for the "
+        r"simulator$",
+    "plugin_pkg.tiny_env:NoTasks": r"'plugin_pkg.tiny_env:NoTasks': NoTasks has no task sampler: .*sample_task",
+    "plugin_pkg.tiny_env:AbstractNoTasks": r"'plugin_pkg.tiny_env:AbstractNoTasks': no task sampler: .*sample_task",
+    "plugin_pkg.tiny_env:host_without_tasks": r"'plugin_pkg.tiny_env:host_without_tasks': its task env Env has no task "
+                                              r"sampler: a host task env defines sample_task\(rng\) and task",
+    "plugin_pkg.broken_import:make":
+        r"--env plug-in 'plugin_pkg.broken_import:make': importing plugin_pkg.broken_import failed: "
+        r"ModuleNotFoundError: No module named 'not_a_real_dependency_of_hypermeta'$",
+    "plugin_pkg.tiny_env:nope": r"module plugin_pkg.tiny_env has no attribute 'nope'$",
+    "no_such_package.envs:make": r"^unknown environment 'no_such_package.envs:make'; choose one of: grid-world",
+    "plugin_pkg.tiny_env:wrong_shapes":
+        r"environment plug-in 'plugin_pkg.tiny_env:wrong_shapes': reset's observation has shape \(3,\), expected "
+        r"\(2,\)",
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_ENVS)
+def test_a_broken_environment_plug_in_is_one_line_naming_it(name):
+    with pytest.raises(UsageError, match=BROKEN_ENVS[name]) as error:
+        validate(dataclasses.replace(TrainConfig(), env=name))
+    assert "\n" not in str(error.value)
+
+
+BROKEN_SEQUENCES = {
+    "NotASequenceModel": "NotASequenceModel is not a subclass of hypermeta.networks.sequence.SequenceModel",
+    "NoStep": "NoStep lacks step of the SequenceModel interface",
+    "WideOutput": r"its step returns outputs of shape \(2, 32\), expected \(2, 16\) \(features 16\)",
+}
+
+
+@pytest.mark.parametrize("cls", BROKEN_SEQUENCES)
+def test_a_broken_sequence_model_is_one_line_naming_it(cls):
+    name = f"plugin_pkg.tiny_env:{cls}"
+    with pytest.raises(UsageError, match=f"^sequence model plug-in '{name}': {BROKEN_SEQUENCES[cls]}") as error:
+        validate(dataclasses.replace(TrainConfig(), model=ModelConfig(sequence=name)))
+    assert "\n" not in str(error.value)
+    if cls != "WideOutput":  # caught at registration too; shapes only where validate probes them
+        with pytest.raises(UsageError, match=f"sequence model plug-in 'mine': {BROKEN_SEQUENCES[cls]}"):
+            register_sequence_model("mine", getattr(tiny_env, cls))
+
+
+def test_the_command_line_parses_sequence_options_and_nested_sizes():
+    """tyro (as `hypermeta train` calls it) reads a free sequence-model name, its KEY=VALUE
+    options and the built-in models' nested sizes; the result round-trips through config.json."""
+    import tyro
+
+    argv = ["--model.sequence", "plugin_pkg.tiny_env:Elman", "--model.sequence-options", "features=5",
+            "--model.transformer.window", "7", "--model.gru.size", "12"]
+    cfg = tyro.cli(TrainConfig, args=argv, default=method_defaults(ENV, "rnn-hn"))
+    assert cfg.model.sequence_options == ("features=5",) and cfg.model.transformer.window == 7
+    assert cfg.model.gru == GRUConfig(12) and cfg.model.lstm == LSTMConfig()
+    assert cfg.ppo == GENERIC.ppo and cfg.frames == GENERIC.frames  # a plug-in naming no family
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    validate(cfg)
