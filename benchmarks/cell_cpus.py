@@ -26,9 +26,9 @@ from pathlib import Path
 def run(env: str, method: str, lrs: tuple[float, ...], frames: int, cell_cpus: int, cores: int, out: Path) -> dict:
     import ray
 
-    from hypermeta.cells import ClusterConfig
-    from hypermeta.cluster import measured_speed, run_cluster_sweeps
-    from hypermeta.sweep import SweepConfig
+    from hypermeta.sweeps.cells import ClusterConfig
+    from hypermeta.sweeps.cluster import measured_speed, run_cluster_sweeps
+    from hypermeta.sweeps.sweep import SweepConfig
 
     sweep = SweepConfig(env=env, methods=(method,), lr=lrs, seeds=(73,), frames=frames)
     ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="warning")
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48000)
     parser.add_argument("--cores", type=int, default=2, help="CPUs of the local cluster (the cells share them)")
     args = parser.parse_args()
-    from hypermeta.cluster import driver_on_cpu
+    from hypermeta.sweeps.cluster import driver_on_cpu
 
     driver_on_cpu()
     with tempfile.TemporaryDirectory() as tmp:

@@ -71,7 +71,7 @@ def one_line_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> str:
 
 def test_importing_the_package_is_lazy_and_starts_no_jax():
     """`import hypermeta` imports no JAX; the API's names load on first use, without starting a
-    JAX backend; `hypermeta.sweep` / `evaluate` are their modules and, called, the API functions."""
+    JAX backend."""
     code = """if True:
         import sys, hypermeta
         assert "jax" not in sys.modules and "hypermeta.api" not in sys.modules
@@ -79,24 +79,14 @@ def test_importing_the_package_is_lazy_and_starts_no_jax():
             assert name in hypermeta.__all__ and getattr(hypermeta, name) is not None, name
         import hypermeta.api, hypermeta.errors
         assert hypermeta.configure is hypermeta.api.configure and hypermeta.UsageError is hypermeta.errors.UsageError
-        import hypermeta.sweep as module
-        assert module is sys.modules["hypermeta.sweep"] and hypermeta.sweep is module and callable(module)
-        assert module.run_sweep and "cluster" in __import__("inspect").signature(hypermeta.sweep).parameters
+        assert hypermeta.sweep is hypermeta.api.sweep and hypermeta.evaluate is hypermeta.api.evaluate
+        assert "cluster" in __import__("inspect").signature(hypermeta.sweep).parameters
         from jax._src import xla_bridge
         print("started" if xla_bridge.backends_are_initialized() else "none")
     """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "none"
-
-
-def test_calling_the_sweep_and_evaluate_modules_calls_the_api(monkeypatch):
-    calls = []
-    monkeypatch.setattr(api, "sweep", lambda *a, **k: calls.append(("sweep", a, k)))
-    monkeypatch.setattr(api, "evaluate", lambda *a, **k: calls.append(("evaluate", a, k)))
-    hypermeta.sweep("grid-world", ["rnn"], lr=1e-3)
-    hypermeta.evaluate("runs/x", trials=3)
-    assert calls == [("sweep", ("grid-world", ["rnn"]), {"lr": 1e-3}), ("evaluate", ("runs/x",), {"trials": 3})]
 
 
 # --------------------------------------------------------------------------- configure
@@ -344,7 +334,7 @@ def test_a_policy_in_a_python_loop_gets_the_returns_of_hypermeta_eval(run):
 def assert_policy_replays_the_evaluation(policy, learner, params, norms, trials: int = 3) -> None:
     """Trials side by side, K episodes and past the trial's end into the next trial: every action
     and every latent (the encoder's memory) of the compiled evaluation, step by step."""
-    from hypermeta.evaluate import evaluate_jax
+    from hypermeta.evaluation import evaluate_jax
 
     seen = evaluate_jax(learner, params, norms, jax.random.PRNGKey(5), trials, record=True)["steps"]
     env, keys = policy.env, jax.random.split(jax.random.PRNGKey(0), trials)
@@ -367,7 +357,7 @@ def assert_policy_replays_the_evaluation(policy, learner, params, norms, trials:
 
 
 def test_a_batched_policy_takes_the_compiled_evaluations_actions_and_latents(run):
-    from hypermeta.evaluate import open_run, restore_policies
+    from hypermeta.evaluation import open_run, restore_policies
     from hypermeta.training.learner import Learner
 
     rundir, cfg = open_run(run.path)

@@ -572,7 +572,7 @@ def test_a_new_run_records_the_physics_engine_it_uses_on_mujoco_tasks():
 def test_importing_the_cli_starts_no_jax_backend():
     """A sweep's driver imports the CLI on a GPU node: a JAX array made at import (an environment's
     constant table) would start JAX there and reserve most of a GPU that Ray gives to a cell."""
-    code = ("import hypermeta.cli, hypermeta.cluster, hypermeta.sweep_progress\n"
+    code = ("import hypermeta.cli, hypermeta.sweeps.cluster, hypermeta.sweeps.progress\n"
             "from jax._src import xla_bridge\n"
             "assert 'jax' in __import__('sys').modules\n"
             "print('started' if xla_bridge.backends_are_initialized() else 'none')")

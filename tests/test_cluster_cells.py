@@ -1,5 +1,5 @@
 """A sweep cell's attempts and resources, without a Ray cluster: the attempt fence
-(hypermeta.cell_task.claim_attempt), the environment of a cell's task (hypermeta.cluster.cell_env)
+(hypermeta.sweeps.cell_task.claim_attempt), the environment of a cell's task (hypermeta.sweeps.cluster.cell_env)
 and the driver's estimate of the remaining time from the cells' measured speed."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hypermeta.cell_task import AttemptSuperseded, attempt_path, claim_attempt
-from hypermeta.cells import ClusterConfig, plan_cells
-from hypermeta.cluster import cell_env, cell_slots, cluster_estimate, measured_speed
 from hypermeta.families import method_defaults
-from hypermeta.sweep import SweepConfig
+from hypermeta.sweeps.cell_task import AttemptSuperseded, attempt_path, claim_attempt
+from hypermeta.sweeps.cells import ClusterConfig, plan_cells
+from hypermeta.sweeps.cluster import cell_env, cell_slots, cluster_estimate, measured_speed
+from hypermeta.sweeps.sweep import SweepConfig
 
 
 def test_a_superseded_attempt_raises_and_the_current_one_does_not(tmp_path):

@@ -1,4 +1,4 @@
-"""One driver per sweep directory: the lease of `hypermeta sweep --ray` (hypermeta.cluster.DriverLease).
+"""One driver per sweep directory: the lease of `hypermeta sweep --ray` (hypermeta.sweeps.cluster.DriverLease).
 
 No Ray cluster is started: a second driver is refused before it connects to one.
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import hypermeta.cluster as cluster
-from hypermeta.cells import ClusterConfig
+import hypermeta.sweeps.cluster as cluster
 from hypermeta.cli import main
-from hypermeta.cluster import DriverLease, lease_path, read_lease
 from hypermeta.errors import UsageError
 from hypermeta.rundir import atomic_write_json
+from hypermeta.sweeps.cells import ClusterConfig
+from hypermeta.sweeps.cluster import DriverLease, lease_path, read_lease
 
 # Whether Ray is installed, without importing it: Ray reads its auth settings when first
 # imported, and tests/test_ray_sweep.py sets them at its own import, collected after this module.
@@ -107,9 +107,9 @@ def test_a_live_lease_on_another_host_is_not_taken_over(tmp_path):
 def test_a_driver_whose_lease_was_taken_over_stops(tmp_path, monkeypatch):
     """A driver stalled past stale_after (its lease looks dead) is succeeded; when it wakes up its next
     renewal finds the successor's lease, and its follow loop stops with one line before waiting on Ray."""
-    from hypermeta.cells import plan_cells
-    from hypermeta.cluster import _Driver
-    from hypermeta.sweep import SweepConfig
+    from hypermeta.sweeps.cells import plan_cells
+    from hypermeta.sweeps.cluster import _Driver
+    from hypermeta.sweeps.sweep import SweepConfig
 
     monkeypatch.setattr(cluster, "HEARTBEAT_S", 3600)  # no heartbeat: the test renews by hand
     first = DriverLease(tmp_path, ["grid-world"])
@@ -135,7 +135,7 @@ def test_a_driver_whose_lease_was_taken_over_stops(tmp_path, monkeypatch):
 def test_max_retries(tmp_path, capsys):
     """-1 is Ray's "without limit"; below that is one line."""
     ray = pytest.importorskip("ray")
-    from hypermeta.cluster import _task
+    from hypermeta.sweeps.cluster import _task
 
     assert _task(ray, ClusterConfig(max_retries=-1))._default_options["max_retries"] == -1
     assert _task(ray, ClusterConfig(max_retries=-1))._default_options["retry_exceptions"] == [
@@ -144,7 +144,7 @@ def test_max_retries(tmp_path, capsys):
     assert code == 2 and err.strip() == (
         "hypermeta: error: --max-retries must be >= 0, or -1 to retry without limit; got -2")
     assert not Path(tmp_path / "grid-world").exists()
-    from hypermeta.cells import plan_cells
-    from hypermeta.sweep import SweepConfig
+    from hypermeta.sweeps.cells import plan_cells
+    from hypermeta.sweeps.sweep import SweepConfig
 
     assert plan_cells(SweepConfig(methods=("rnn",), lr=(1e-3,), seeds=(1,)), tmp_path, ClusterConfig(max_retries=-1))

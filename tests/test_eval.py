@@ -25,7 +25,7 @@ from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import JaxOnHost
 from hypermeta.envs.mc_ls import MCLS
-from hypermeta.evaluate import (
+from hypermeta.evaluation import (
     EvalSettings,
     checkpoint_step,
     evaluate_jax,

@@ -34,12 +34,12 @@ os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.environ.get("R
 ray = pytest.importorskip("ray")
 
 from hypermeta.analysis.report import write_report  # noqa: E402
-from hypermeta.cell_task import read_record  # noqa: E402
-from hypermeta.cells import ClusterConfig, plan_cells, split_runs  # noqa: E402
 from hypermeta.cli import main  # noqa: E402
-from hypermeta.cluster import CellsFailed, lease_path, run_cluster_sweeps  # noqa: E402
 from hypermeta.errors import UsageError  # noqa: E402
-from hypermeta.sweep import SweepConfig, run_sweep  # noqa: E402
+from hypermeta.sweeps.cell_task import read_record  # noqa: E402
+from hypermeta.sweeps.cells import ClusterConfig, plan_cells, split_runs  # noqa: E402
+from hypermeta.sweeps.cluster import CellsFailed, lease_path, run_cluster_sweeps  # noqa: E402
+from hypermeta.sweeps.sweep import SweepConfig, run_sweep  # noqa: E402
 
 SWEEP = SweepConfig(env="grid-world", methods=("rnn", "rnn-hn"), lr=(1e-3, 3e-4), seeds=(1,), frames=9600)
 KILLED = "grid-world/rnn-hn/lr-0.001_seed-1"
@@ -55,7 +55,7 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 @pytest.fixture(scope="module", autouse=True)
 def small_networks():
     """Grid-World's family settings with checkpoints every 5 updates and small networks."""
-    import hypermeta.sweep as sweep
+    import hypermeta.sweeps.sweep as sweep
     from hypermeta.config import GRUConfig
 
     defaults = sweep.method_defaults
@@ -242,7 +242,7 @@ def test_driver_lost_then_the_same_command_finishes_the_rest(cluster, ray_dir, t
     (past its first checkpoint): the same command again skips the 4 finished cells and resumes the
     new one from its checkpoint; a cell that fails by itself (RNN+HN at the new lr) is reported
     with its error, is not retried, and does not stop the others."""
-    import hypermeta.sweep_progress as progress
+    import hypermeta.sweeps.progress as progress
 
     out = tmp_path / "sweep"
     shutil.copytree(ray_dir, out)
@@ -310,8 +310,8 @@ def test_a_node_that_does_not_see_the_storage_gets_no_more_cells(cluster, tmp_pa
     changes): the first cell to fail marks the node, which leaves no node for it; the other cell
     is not tried on it again. Both fail at once, with one line each. Ray's label selector keeps a
     task off the nodes given (a task avoiding the only node waits; one avoiding another runs)."""
-    import hypermeta.cluster as cluster_module
-    from hypermeta.cluster import avoiding
+    import hypermeta.sweeps.cluster as cluster_module
+    from hypermeta.sweeps.cluster import avoiding
 
     monkeypatch.setattr(cluster_module, "check_storage", lambda ray, out, cfg: "not-the-marker's-token")
     sweep, out = dataclasses.replace(SWEEP, methods=("rnn",)), tmp_path / "sweep"
@@ -353,7 +353,7 @@ def test_cells_are_rescheduled_away_from_a_node_that_joined_without_the_storage(
     2-CPU node whose processes see an empty directory where the sweep is (a tmpfs over it, in a
     mount namespace: a node that mounts nothing there). The cell Ray places on that node fails
     there, is submitted again away from it and trains on the head; both cells finish there."""
-    import hypermeta.cluster as cluster_module
+    import hypermeta.sweeps.cluster as cluster_module
 
     shared = tmp_path / "shared"
     out = shared / "sweep"
@@ -408,7 +408,7 @@ def test_cells_are_rescheduled_away_from_a_node_that_joined_without_the_storage(
 def test_an_output_path_the_workers_do_not_see_is_refused(cluster, tmp_path, capsys, monkeypatch):
     """`hypermeta sweep --ray ADDRESS` whose driver writes its marker where the workers do not
     look (as on a node-local disk): one line, nothing trained."""
-    import hypermeta.cluster as cluster_module
+    import hypermeta.sweeps.cluster as cluster_module
 
     elsewhere = tmp_path / "driver-local-disk"
     write = cluster_module.write_storage_marker
@@ -422,7 +422,7 @@ def test_an_output_path_the_workers_do_not_see_is_refused(cluster, tmp_path, cap
 def test_reproduce_submits_every_environment_at_once(tmp_path, capsys, monkeypatch):
     """fig12 on a cluster: Grid-World's and Walker's cells in one submission, then the report."""
     import hypermeta.analysis.report as report
-    import hypermeta.cluster as cluster_module
+    import hypermeta.sweeps.cluster as cluster_module
 
     calls = []
     monkeypatch.setattr(cluster_module, "run_cluster_sweeps", lambda sweeps, out, cfg: calls.append((sweeps, out, cfg)))
@@ -496,9 +496,9 @@ def test_a_local_sweep_refuses_a_directory_split_into_cells(ray_dir):
 def test_progress_view_and_status_file(tmp_path, capsys):
     """The driver's view from what cells leave on the storage: one finished before, one failed,
     one running (its attempt record and the last row of its metrics.csv), one waiting."""
-    from hypermeta.cell_task import record_path
     from hypermeta.rundir import atomic_write_json
-    from hypermeta.sweep_progress import SweepProgress
+    from hypermeta.sweeps.cell_task import record_path
+    from hypermeta.sweeps.progress import SweepProgress
 
     cells = plan_cells(SWEEP, tmp_path, ClusterConfig(ray="local"))
     view = SweepProgress(cells, tmp_path, "s1", "local", show=False)
@@ -528,7 +528,7 @@ def test_the_driver_starts_no_jax_backend_and_keeps_jax_off_accelerators(tmp_pat
     """`hypermeta sweep --ray` up to submitting its cells: Grid-World's planning starts no JAX
     backend; MuJoCo's checks build the environment, on the CPU only (JAX pinned there)."""
     code = f"""
-import jax, hypermeta.cli as cli, hypermeta.cluster as cluster
+import jax, hypermeta.cli as cli, hypermeta.sweeps.cluster as cluster
 from jax._src import xla_bridge
 seen = []
 cluster.run_cells = lambda cells, *args, **kwargs: seen.append(
@@ -551,9 +551,9 @@ def test_a_driver_of_another_kind_continues_a_sweep_whose_cells_recorded_their_p
     cells do). A cell that would resume on a CPU worker refuses with one line naming both engines."""
     import hypermeta.config as config
     import hypermeta.envs.registry as registry
-    from hypermeta.cell_task import run_cell, write_storage_marker
-    from hypermeta.cells import cell_status
     from hypermeta.rundir import atomic_write_json
+    from hypermeta.sweeps.cell_task import run_cell, write_storage_marker
+    from hypermeta.sweeps.cells import cell_status
 
     monkeypatch.setattr(config, "resolve_physics", lambda physics: "c" if physics == "auto" else physics)
     monkeypatch.setattr(registry, "resolve_physics", config.resolve_physics)

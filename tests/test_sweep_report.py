@@ -23,7 +23,7 @@ from hypermeta.analysis.report import write_report
 from hypermeta.analysis.runs import load_runs
 from hypermeta.cli import main
 from hypermeta.errors import UsageError
-from hypermeta.sweep import SweepConfig, run_sweep
+from hypermeta.sweeps.sweep import SweepConfig, run_sweep
 
 SWEEP = SweepConfig(env="grid-world", methods=("rnn", "RNN+S"), lr=(1e-3, 3e-4), seeds=(1, 2), frames=9600,
                     grad_info=True)
@@ -35,7 +35,7 @@ def checkpoint_every_5_updates():
     every sweep here."""
     import dataclasses
 
-    import hypermeta.sweep as sweep
+    import hypermeta.sweeps.sweep as sweep
     from hypermeta.config import GRUConfig
 
     defaults = sweep.method_defaults
@@ -263,7 +263,7 @@ def test_reproduce_lists_figures_with_budgets(capsys):
 
 
 def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
-    from hypermeta.presets import ENV_FPS, FIGURES, MEASURED_FPS, describe
+    from hypermeta.sweeps.presets import ENV_FPS, FIGURES, MEASURED_FPS, describe
 
     fig10 = FIGURES["fig10"]  # rnn, rnn-s, rnn-hn on the four MuJoCo tasks, 75M frames
     runs_per_method = 5 * 3
@@ -278,7 +278,7 @@ def test_mujoco_figures_estimate_cpu_hours_from_their_own_speed():
 
 
 def test_figure_with_a_missing_environment_says_so(capsys, monkeypatch):
-    from hypermeta.presets import FIGURES, Figure
+    from hypermeta.sweeps.presets import FIGURES, Figure
 
     monkeypatch.setitem(FIGURES, "fig99", Figure("fig99", "a later paper", ("grid-world", "mars"), ("rnn-hn",), 10))
     code, out, _ = run_cli(["reproduce"], capsys)
@@ -301,7 +301,7 @@ def test_reproduce_errors(capsys, argv, fragments):
 def test_reproduce_runs_each_environment_of_the_figure_then_reports(tmp_path, capsys, monkeypatch):
     """fig11 = one sweep per environment with the figure's methods and --grad-info, then one report."""
     import hypermeta.analysis.report as report
-    import hypermeta.sweep as sweep
+    import hypermeta.sweeps.sweep as sweep
 
     sweeps, reports = [], []
     monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append((cfg, out)))
@@ -319,7 +319,7 @@ def test_reproduce_runs_each_environment_of_the_figure_then_reports(tmp_path, ca
 
 def test_reproduce_fig7_uses_the_four_mc_ls_seeds(tmp_path, capsys, monkeypatch):
     import hypermeta.analysis.report as report
-    import hypermeta.sweep as sweep
+    import hypermeta.sweeps.sweep as sweep
 
     sweeps = []
     monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
@@ -340,7 +340,7 @@ PAPER_FRAMES = {  # frames per run in the paper (the authors' experiment_sets/al
 
 
 def test_every_preset_trains_each_environment_for_the_papers_budget():
-    from hypermeta.presets import FIGURES
+    from hypermeta.sweeps.presets import FIGURES
 
     for figure in FIGURES.values():
         assert figure.budgets() == {env: PAPER_FRAMES[env] for env in figure.envs}, figure.name
@@ -351,8 +351,8 @@ def test_reproduce_trains_and_estimates_each_environment_at_its_own_budget(tmp_p
     """fig12 = Grid-World at 4M frames and Walker at 75M, in the sweeps, the hour estimate and
     the listing; --frames N puts every environment at N."""
     import hypermeta.analysis.report as report
-    import hypermeta.sweep as sweep
-    from hypermeta.presets import ENV_FPS, FIGURES, MEASURED_FPS
+    import hypermeta.sweeps.sweep as sweep
+    from hypermeta.sweeps.presets import ENV_FPS, FIGURES, MEASURED_FPS
 
     sweeps = []
     monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
@@ -382,7 +382,7 @@ def test_state_embedding_sweep_has_one_run_directory_per_size(tmp_path):
     state (the method's default size keeps the plain name), RNN once; without it, unchanged."""
     import dataclasses
 
-    from hypermeta.sweep import SWEEP_LRS, plan
+    from hypermeta.sweeps.sweep import SWEEP_LRS, plan
 
     base = SweepConfig(env="grid-world", methods=("rnn", "rnn-s", "RNN+HN", "vi-hn"), frames=9600)
     planned = plan(dataclasses.replace(base, state_embeds=(5, 25, 125)), tmp_path)
@@ -440,7 +440,7 @@ def test_reproduce_fig9_tunes_the_state_embedding_on_request(tmp_path, capsys, m
     """fig9 trains the tuned size (25) by default; --state-embeds redoes the paper's tuning.
     fig5 trains every method at 256, as the authors' Grid set did."""
     import hypermeta.analysis.report as report
-    import hypermeta.sweep as sweep
+    import hypermeta.sweeps.sweep as sweep
 
     sweeps = []
     monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
@@ -475,7 +475,7 @@ def _fake_runs(planned, score) -> None:
 def test_report_chooses_the_state_embedding_with_the_learning_rate(tmp_path):
     """As the paper's appendix 8.2 tuned it: per environment and method, the best (state
     embedding, lr) pair by the mean over seeds of the average return is reported."""
-    from hypermeta.sweep import plan
+    from hypermeta.sweeps.sweep import plan
 
     planned = plan(SweepConfig(env="grid-world", methods=("rnn", "rnn-s"), lr=(1e-3, 3e-4), seeds=(1, 2),
                                frames=3840, state_embeds=(5, 25, 125)), tmp_path / "sweep")

@@ -15,16 +15,14 @@ the plug-in registrations (`register_env`, `register_method`, `register_sequence
 `register_family`; `hypermeta.plugins`).
 
 Importing the package is cheap: each name is imported on first use (no JAX until then).
-`hypermeta.sweep` and `hypermeta.evaluate` are also the modules of those names (sweep.py,
-evaluate.py, as `import hypermeta.sweep` has always given): calling one calls the function
-of `hypermeta.api`.
+The modules behind the functions: `hypermeta.api` (the commands), `hypermeta.policy`,
+`hypermeta.plugins`, `hypermeta.config`; the sweep machinery lives in `hypermeta.sweeps`, the
+evaluation of saved policies in `hypermeta.evaluation`.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -53,41 +51,9 @@ __all__ = [
     "UsageError", "register_env", "register_method", "register_sequence_model", "register_family", "__version__",
 ]
 
-# Names that are both a submodule and an API function: the package attribute is the module
-# (what `import hypermeta.sweep as m` and the import system need), made callable.
-_CALLABLE_MODULES = ("sweep", "evaluate")
-
-
-class _CallableModule(types.ModuleType):
-    """A submodule that, called, runs the `hypermeta.api` function of its name."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module("hypermeta.api"), self.__name__.rpartition(".")[2])(*args, **kwargs)
-
-    @property
-    def __signature__(self) -> Any:  # inspect.signature and help() show the function's
-        import inspect
-
-        return inspect.signature(getattr(importlib.import_module("hypermeta.api"), self.__name__.rpartition(".")[2]))
-
-
-class _Package(types.ModuleType):
-    """This package's module type: binds `sweep` and `evaluate` as callable modules, whoever
-    imports them first (the import system sets a submodule on its package with setattr)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _CALLABLE_MODULES and type(value) is types.ModuleType:
-            value.__class__ = _CallableModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
 
 def __getattr__(name: str) -> Any:
     """The public names, imported on first use (PEP 562)."""
-    if name in _CALLABLE_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")  # bound (callable) by the import
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)

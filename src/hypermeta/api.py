@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from hypermeta.cells import ClusterConfig
 from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.families import method_defaults
 from hypermeta.methods.registry import get_method
-from hypermeta.sweep import SweepConfig
+from hypermeta.sweeps.cells import ClusterConfig
+from hypermeta.sweeps.sweep import SweepConfig
 
 if TYPE_CHECKING:  # type hints only: hypermeta.policy imports JAX, orbax and the networks
     import pandas as pd
@@ -333,7 +333,7 @@ class Run:
     @property
     def evaluations(self) -> list[Evaluation]:
         """Every evaluation `evaluate` / `hypermeta eval` wrote under RUN_DIR/eval/, oldest first."""
-        from hypermeta.evaluate import evaluation_folders
+        from hypermeta.evaluation import evaluation_folders
 
         return [Evaluation(f, json.loads((f / "summary.json").read_text())) for f in evaluation_folders(self.path)]
 
@@ -356,7 +356,7 @@ class Run:
 
 def _read_config(path: Path) -> TrainConfig:
     """A run directory's configuration, or a UsageError saying why `path` is not a run directory."""
-    from hypermeta.evaluate import open_run
+    from hypermeta.evaluation import open_run
 
     run, cfg = open_run(path)
     run.close()
@@ -483,16 +483,16 @@ def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", 
         cluster = with_overrides(ClusterConfig(), **cluster)
     on_ray = cluster is not None and cluster.ray is not None
     if on_ray:
-        from hypermeta.cluster import driver_on_cpu
+        from hypermeta.sweeps.cluster import driver_on_cpu
 
         driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     _setup_compile_cache(compile_cache)  # also exported to the sweep's local Ray workers
     if on_ray:  # cells as Ray tasks on a cluster (docs/cluster.md)
-        from hypermeta.cluster import run_cluster_sweeps
+        from hypermeta.sweeps.cluster import run_cluster_sweeps
 
         cells = run_cluster_sweeps([config], Path(out), cluster, show_progress=progress)
         return [Run(cell.path, cell.cfg) for cell in cells]
-    from hypermeta.sweep import run_sweep
+    from hypermeta.sweeps.sweep import run_sweep
 
     quiet = {} if progress else {"show_progress": False}  # see `train`
     return [Run(path) for path in run_sweep(config, Path(out), **quiet)]
@@ -520,7 +520,7 @@ def evaluate(run: Run | PathLike, *, verbose: bool = True, compile_cache: str | 
         settings["checkpoint"] = str(settings["checkpoint"])  # an update number, as the option takes it
     chosen = with_overrides(EvalSettings(), **settings)
     _setup_compile_cache(compile_cache)
-    from hypermeta.evaluate import run_eval
+    from hypermeta.evaluation import run_eval
 
     path = run.path if isinstance(run, Run) else Path(run)
     folder = run_eval(path, chosen, say=print if verbose else _silent)

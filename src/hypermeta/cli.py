@@ -20,12 +20,12 @@ from typing import Literal
 import tyro
 
 from hypermeta import api
-from hypermeta.cells import ClusterConfig
 from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.registry import env_spec, environment_names
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import METHODS
-from hypermeta.sweep import SWEEP_LRS, SweepConfig
+from hypermeta.sweeps.cells import ClusterConfig
+from hypermeta.sweeps.sweep import SWEEP_LRS, SweepConfig
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class ReproduceArgs(ClusterConfig, CacheOption):
 
 
 def reproduce_main(argv: list[str]) -> None:
-    from hypermeta.presets import FIGURES, describe, format_frames, format_hours, get_figure
+    from hypermeta.sweeps.presets import FIGURES, describe, format_frames, format_hours, get_figure
 
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] not in ("-h", "--help", "--list"):
@@ -153,7 +153,7 @@ def reproduce_main(argv: list[str]) -> None:
     figure = get_figure(argv[0])
     args = tyro.cli(ReproduceArgs, args=argv[1:], prog=f"hypermeta reproduce {figure.name}", description=describe(figure))
     if args.ray is not None:
-        from hypermeta.cluster import driver_on_cpu
+        from hypermeta.sweeps.cluster import driver_on_cpu
 
         driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     envs = figure.envs if args.envs is None else args.envs
@@ -175,13 +175,13 @@ def reproduce_main(argv: list[str]) -> None:
     per_size = "" if state_embeds is None else f" x {sizes} state embeddings ({' '.join(map(str, state_embeds))})"
     print(f"this run: {', '.join(envs)}; {format_frames(frames)} x {len(args.lr)} lrs x {len(seeds)} seeds{per_size} "
           f"per method; {format_hours(hours['cpu'], 'a 2-core CPU')}, {format_hours(hours['gpu'], 'one H100')}")
-    from hypermeta.sweep import run_sweep
+    from hypermeta.sweeps.sweep import run_sweep
 
     sweeps = [SweepConfig(env=env, methods=figure.methods, lr=args.lr, seeds=seeds, frames=frames[env],
                           parallel_runs=args.parallel_runs, grad_info=figure.grad_info, state_embeds=state_embeds)
               for env in envs]
     if args.ray is not None:  # every environment's cells at once on the cluster (docs/cluster.md)
-        from hypermeta.cluster import run_cluster_sweeps
+        from hypermeta.sweeps.cluster import run_cluster_sweeps
 
         run_cluster_sweeps(sweeps, out, _cluster_of(args))
     else:

@@ -336,7 +336,7 @@ def model_from_dict(data: dict) -> ModelConfig:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What `hypermeta eval` evaluates (`hypermeta.evaluate`)."""
+    """What `hypermeta eval` evaluates (`hypermeta.evaluation`)."""
 
     checkpoint: str = "latest"
     """Which checkpoint: latest, or the update number of one saved (the last two are kept)."""

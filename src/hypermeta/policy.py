@@ -231,7 +231,7 @@ def load_policy(path: Path, seed: int | None = None, lr: float | None = None,
         UsageError: not a run directory, no such run or checkpoint, or a checkpoint that does
             not fit the configuration.
     """
-    from hypermeta.evaluate import checkpoint_step, open_run, restore_policies
+    from hypermeta.evaluation import checkpoint_step, open_run, restore_policies
     from hypermeta.training.learner import Learner
 
     run, cfg = open_run(path)

@@ -10,7 +10,7 @@
 * MuJoCo tasks (MJX) and Meta-World: an MP4 of the trial rendered with MuJoCo's own renderer,
   headless (EGL, else OSMesa), plus one frame as a PNG.
 
-The data drawn come from the evaluation itself (`hypermeta.evaluate` records and files them):
+The data drawn come from the evaluation itself (`hypermeta.evaluation` records and files them):
 `JaxCollector.evaluate_trials(record=True)`
 for JAX environments, `HostCollector.evaluate_run(on_step=...)` for host ones.
 """

@@ -254,7 +254,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
              for _, r in sweep.iterrows()]
     agg_text, agg_fig = aggregate_section(best)
     text += ["", "## Aggregate across environments", "", agg_text]
-    from hypermeta.evaluate import eval_section  # per-episode returns of `hypermeta eval`, where run
+    from hypermeta.evaluation import eval_section  # per-episode returns of `hypermeta eval`, where run
 
     text += eval_section([Path(d) for d in df["run_dir"].unique()])
     if agg_fig is not None:

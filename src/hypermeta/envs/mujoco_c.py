@@ -48,7 +48,7 @@ THREADS: int | None = None
 
 CPU_THREADS_VAR = "HYPERMETA_CPU_THREADS"
 """Cores this process may use, where it shares a machine: a sweep cell's --cell-cpus (its Ray task
-sets it, hypermeta.cluster.cell_env). The physics never splits a batch over more threads."""
+sets it, hypermeta.sweeps.cluster.cell_env). The physics never splits a batch over more threads."""
 
 
 def cpu_threads() -> int:

@@ -181,7 +181,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, show_progress: bool
     no-op when a command or the caller already did), so a Python caller and a Ray cell
     load a configuration compiled before instead of compiling it again.
 
-    `fence` (a sweep cell's attempt, hypermeta.cell_task.claim_attempt) is called before each
+    `fence` (a sweep cell's attempt, hypermeta.sweeps.cell_task.claim_attempt) is called before each
     chunk's writes, each checkpoint and the summary; it raises to stop an attempt that another
     one superseded before it writes anything more."""
     compile_cache.setup()

@@ -1,6 +1,6 @@
 """Sweeps on a Ray cluster: `hypermeta sweep|reproduce ... --ray ADDRESS|auto|local`.
 
-The driver plans every cell (hypermeta.cells), checks them all before anything starts,
+The driver plans every cell (hypermeta.sweeps.cells), checks them all before anything starts,
 checks that every node that could run a cell sees the sweep directory, then submits each
 unfinished cell as one Ray task with its resource request and follows them to the end.
 Scheduling, placement and retries are Ray's: a cell whose worker or node is lost (SIGKILL,
@@ -9,7 +9,7 @@ cell that fails by itself (a bad configuration, an error in training) is not ret
 reported with its error, and the other cells go on. The driver lost: the same command again
 skips the finished cells and resumes the others; an attempt the lost driver left running stops
 at its next chunk once the new driver's attempt of its cell starts (cell_task.claim_attempt). Run directories are the local sweep's
-(hypermeta.cells), so `hypermeta report OUT` reads them unchanged.
+(hypermeta.sweeps.cells), so `hypermeta report OUT` reads them unchanged.
 
 A sweep directory has one driver at a time: the driver holds a lease on it (DriverLease,
 OUT/.cluster/driver-lease.json) that it renews every HEARTBEAT_S; another driver is refused while
@@ -31,7 +31,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hypermeta.cell_task import (
+from hypermeta.errors import UsageError
+from hypermeta.rundir import atomic_write_json
+from hypermeta.sweeps.cell_task import (
     CLUSTER_DIR,
     CellInterrupted,
     StorageUnreachable,
@@ -41,11 +43,9 @@ from hypermeta.cell_task import (
     storage_marker,
     write_storage_marker,
 )
-from hypermeta.cells import Cell, ClusterConfig, cell_status, plan_cells
-from hypermeta.errors import UsageError
-from hypermeta.rundir import atomic_write_json
-from hypermeta.sweep import SweepConfig
-from hypermeta.sweep_progress import STATUS_FILE, SweepProgress
+from hypermeta.sweeps.cells import Cell, ClusterConfig, cell_status, plan_cells
+from hypermeta.sweeps.progress import STATUS_FILE, SweepProgress
+from hypermeta.sweeps.sweep import SweepConfig
 
 INSTALL = 'pip install -e ".[ray]"'
 
@@ -423,7 +423,7 @@ def cluster_estimate(cells: list[Cell], states: dict[str, str], slots: int) -> s
     """The remaining wall time on this cluster from the speeds its cells reported (measured_speed):
     a cell not measured yet is taken at its method's measured speed, else the median of all. ''
     before any cell reported, or where no node fits a cell. Compilation is not counted."""
-    from hypermeta.sweep_progress import last_frames
+    from hypermeta.sweeps.progress import last_frames
 
     speeds = {c.name: v for c in cells if (v := measured_speed(c)) is not None}
     todo = [c for c in cells if states[c.name] != "finished"]

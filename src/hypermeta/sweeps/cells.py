@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hypermeta.config import TrainConfig
 from hypermeta.errors import UsageError
-from hypermeta.sweep import SweepConfig, plan, status
+from hypermeta.sweeps.sweep import SweepConfig, plan, status
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def plan_cells(sweep: SweepConfig, out: Path, cluster: ClusterConfig) -> list[Ce
 
 
 def cell_status(cell: Cell) -> str:
-    """'new', 'resume' or 'finished' (see hypermeta.sweep.status), as the driver sees it: physics
+    """'new', 'resume' or 'finished' (see hypermeta.sweeps.sweep.status), as the driver sees it: physics
     "auto" is resolved by each cell where it trains (and recorded there), not against the
     driver's backend, so a driver of any kind continues and reports a sweep whose cells recorded
     "c" or "mjx"."""

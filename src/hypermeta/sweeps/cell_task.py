@@ -1,6 +1,6 @@
 """What a Ray worker runs: one cell of a sweep, and the probe of the sweep's storage.
 
-Nothing here imports Ray: the driver (hypermeta.cluster) wraps these functions into Ray
+Nothing here imports Ray: the driver (hypermeta.sweeps.cluster) wraps these functions into Ray
 tasks. A cell trains its run directory as `hypermeta train` would, resuming whatever an
 earlier attempt left (Ray retries a cell whose worker died: it continues from the last
 checkpoint, and metrics.csv is cut back to that checkpoint, so nothing is counted twice).
@@ -19,7 +19,7 @@ stops with AttemptSuperseded, writing nothing more, at its next chunk once the n
 attempt of the cell has started. The token lives beside the attempt record, not in the run
 directory, which `train` must create itself for a new run.
 
-What a cell raises decides whether Ray retries it (hypermeta.cluster._task): CellInterrupted and
+What a cell raises decides whether Ray retries it (hypermeta.sweeps.cluster._task): CellInterrupted and
 TransientIOError are retried; everything else, deterministic errors among them (a missing file,
 permission denied, a full disk, a bad configuration) and AttemptSuperseded, fails the cell at once.
 """
@@ -179,7 +179,7 @@ def run_cell(cfg: dict, path: str, name: str, out: str, token: str, session: str
 
 
 def _train_cell(cfg: dict, path: str, name: str, out: str, session: str, train_fn: Callable | None) -> dict:
-    from hypermeta.sweep import clear_leftover, status
+    from hypermeta.sweeps.sweep import clear_leftover, status
     from hypermeta.training.loop import Stopped, train
 
     config, run_dir = TrainConfig.from_dict(cfg), Path(path)

@@ -14,7 +14,7 @@ from hypermeta.envs.registry import ENVIRONMENTS
 from hypermeta.errors import UsageError
 from hypermeta.families import family_defaults
 from hypermeta.methods.registry import METHODS
-from hypermeta.sweep import SWEEP_LRS, SWEEP_SEEDS
+from hypermeta.sweeps.sweep import SWEEP_LRS, SWEEP_SEEDS
 
 GRID_WORLDS = ("grid-world", "grid-world-show", "grid-world-dense")
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from rich.live import Live
 from rich.text import Text
 
-from hypermeta.cell_task import read_record
-from hypermeta.cells import Cell
 from hypermeta.rundir import atomic_write_json
+from hypermeta.sweeps.cell_task import read_record
+from hypermeta.sweeps.cells import Cell
 
 STATUS_FILE = "sweep-status.json"
 
