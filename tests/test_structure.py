@@ -31,11 +31,11 @@ def runtime_nodes(tree: ast.AST):
         yield from runtime_nodes(node)
 
 
-def imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
+def imports(name: str, tree: ast.Module, known: set[str], type_only: bool = False) -> set[str]:
     """The package modules `name` imports anywhere in its source at run time (lazy imports
-    included, imports for type hints only excluded)."""
+    included), and with `type_only` also those imported for type hints only."""
     out = set()
-    for node in runtime_nodes(tree):
+    for node in (ast.walk(tree) if type_only else runtime_nodes(tree)):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -54,11 +54,60 @@ def test_no_function_is_longer_than_80_lines():
     assert not long, long
 
 
-def test_package_imports_have_no_circle():
+def import_graph(type_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the package modules it imports. A package's __init__ importing its own
+    submodules is not a dependency of theirs on it."""
     trees = modules()
-    graph = {name: imports(name, tree, set(trees)) for name, tree in trees.items()}
-    # A package's __init__ importing its own submodules is not a dependency of theirs on it.
-    graph = {name: {t for t in targets if not name.startswith(t + ".")} for name, targets in graph.items()}
+    graph = {name: imports(name, tree, set(trees), type_only) for name, tree in trees.items()}
+    return {name: {t for t in targets if not name.startswith(t + ".")} for name, targets in graph.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return sorted(found)
+
+
+# Circles closed only by imports for type hints. The one left: the collectors name the learner's
+# types because the learner hands itself to them (compile_chunk); it goes when collectors are driven
+# by the learner's pure functions (issue 29, item 4). Shrink this list; never grow it.
+KNOWN_TYPE_ONLY_CIRCLES = [
+    ["hypermeta.training.host", "hypermeta.training.learner", "hypermeta.training.ppo", "hypermeta.training.rollout"],
+]
+
+
+def test_type_only_import_circles_do_not_grow():
+    assert circles(import_graph(type_only=True)) == KNOWN_TYPE_ONLY_CIRCLES
+
+
+def test_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_package_imports_have_no_circle():
+    graph = import_graph()
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(node: str, path: list[str]) -> None:

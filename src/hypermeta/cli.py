@@ -243,6 +243,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"hypermeta: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     try:
+        # Installed plug-ins first, so that every listing (--help) and check sees their names.
+        from hypermeta.plugins import load_plugins
+
+        load_plugins()
         COMMANDS[argv[0]][0](argv[1:])
     except UsageError as e:
         print(f"hypermeta: error: {e}", file=sys.stderr)
