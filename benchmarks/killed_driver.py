@@ -31,11 +31,12 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hypermeta.cell_task import read_record  # noqa: E402
+from hypermeta.sweeps.cell_task import read_record  # noqa: E402
 
 DRIVER = """
 import dataclasses, sys
-import hypermeta.sweep as sweep
+import hypermeta.sweeps.sweep as sweep
+from hypermeta.config import GRUConfig
 from hypermeta.cli import main
 
 defaults = sweep.method_defaults
@@ -43,14 +44,14 @@ defaults = sweep.method_defaults
 def small(env, method):
     cfg = defaults(env, method)
     return dataclasses.replace(cfg, eval_interval=5, checkpoint_interval=5,
-                               model=dataclasses.replace(cfg.model, gru_size=16, policy_hidden=(16, 8)))
+                               model=dataclasses.replace(cfg.model, gru=GRUConfig(16), policy_hidden=(16, 8)))
 
 sweep.method_defaults = small
 main(sys.argv[1:])
 """
 LRS = ("0.001", "0.0003", "0.0001")
 CELLS = [f"grid-world/rnn/lr-{lr}_seed-1" for lr in LRS]
-UPDATES = [5, 10, 15]
+UPDATES = list(range(5, 305, 5))  # the orphaned attempt of the last cell may finish or be overtaken
 
 
 def _mtimes(path: Path) -> dict[str, int]:
@@ -60,7 +61,7 @@ def _mtimes(path: Path) -> dict[str, int]:
 def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     out = tmp_path / "sweep"
     argv = [sys.executable, "-c", DRIVER, "sweep", "--env", "grid-world", "--methods", "rnn", "--lr", *LRS,
-            "--seeds", "1", "--frames", "14400", "--out", str(out), "--ray", "local"]
+            "--seeds", "1", "--frames", str(UPDATES[-1] * 960), "--out", str(out), "--ray", "local"]
     # a compilation cache of the test's own: the second driver's workers load the first one's programs
     env = {**os.environ, "HYPERMETA_COMPILE_CACHE": str(tmp_path / "cache")}
     log = open(tmp_path / "first.log", "w")
@@ -89,7 +90,7 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
 
     t1 = time.time()
     try:
-        second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+        second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
     finally:  # whatever of the first driver's cluster outlived it (its own session)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)
@@ -104,7 +105,9 @@ def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     assert {c: (_mtimes(out / c), len(read_record(out, c)["attempts"])) for c in finished} == before
     session = json.loads((out / "sweep-status.json").read_text())["session"]
     attempts = read_record(out, running)["attempts"]
-    assert [a["start_update"] for a in attempts].count(0) == 1  # never started over
-    assert all(a["start_update"] >= 5 for a in attempts if a["session"] == session)  # resumed, if not finished
-    print(f"\n{running}: {[(a['session'], a['start_update']) for a in attempts]}")
+    seen = f"{running}: attempts (session, start update) {[(a['session'], a['start_update']) for a in attempts]}, " \
+           f"this session {session}"
+    print("\n" + seen)
+    assert [a["start_update"] for a in attempts].count(0) == 1, seen  # never started over
+    assert all(a["start_update"] >= 5 for a in attempts if a["session"] == session), seen  # resumed, if not finished
     print(f"killed driver: {killed_after:.1f} s until SIGKILL, {again:.1f} s for the same command again")

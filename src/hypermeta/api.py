@@ -482,10 +482,6 @@ def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", 
     if cluster is not None and not isinstance(cluster, ClusterConfig):
         cluster = with_overrides(ClusterConfig(), **cluster)
     on_ray = cluster is not None and cluster.ray is not None
-    if on_ray:
-        from hypermeta.sweeps.cluster import driver_on_cpu
-
-        driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     _setup_compile_cache(compile_cache)  # also exported to the sweep's local Ray workers
     if on_ray:  # cells as Ray tasks on a cluster (docs/cluster.md)
         from hypermeta.sweeps.cluster import run_cluster_sweeps

@@ -152,10 +152,6 @@ def reproduce_main(argv: list[str]) -> None:
         return
     figure = get_figure(argv[0])
     args = tyro.cli(ReproduceArgs, args=argv[1:], prog=f"hypermeta reproduce {figure.name}", description=describe(figure))
-    if args.ray is not None:
-        from hypermeta.sweeps.cluster import driver_on_cpu
-
-        driver_on_cpu()  # before anything starts a JAX backend: only the cells take accelerators
     envs = figure.envs if args.envs is None else args.envs
     unknown = [e for e in envs if e not in figure.envs]
     if unknown:

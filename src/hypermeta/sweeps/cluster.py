@@ -557,6 +557,7 @@ def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progres
 def run_cluster_sweeps(sweeps: list[SweepConfig], out: Path, cluster: ClusterConfig, show_progress: bool = True,
                        train_fn: Callable | None = None, refresh_s: float = 1.0) -> list[Cell]:
     """The cells of every sweep (one environment each) into `out`, all submitted at once; returns them."""
+    driver_on_cpu()  # before the checks build any environment: only the cells take accelerators
     require_ray()  # a missing extra fails before anything is planned or written
     out = out.resolve()  # workers do not share the driver's working directory
     cells = [c for sweep in sweeps for c in plan_cells(sweep, out, cluster)]
