@@ -273,7 +273,7 @@ def test_resume_conflicting_option_names_it(capsys, tmp_path):
     code, _, err = run_cli(["train", "--resume", str(tmp_path), "--frames", "1920"], capsys)
     assert_usage_error(code, err, "frames=1920", f"frames={FRAMES}", "differs")
     code, _, err = run_cli(["train", "--resume", str(tmp_path), "--model.gru.size", "32"], capsys)
-    assert_usage_error(code, err, "model=", "differs")
+    assert_usage_error(code, err, "model.gru.size=32", "(model.gru.size=16)", "differs")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
@@ -304,7 +304,7 @@ def test_resume_accepts_other_spelling_of_same_method(capsys, tmp_path, monkeypa
     import hypermeta.training.loop as loop
 
     calls = []
-    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False: calls.append((cfg, resume)) or
+    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False, show_progress=True: calls.append((cfg, resume)) or
                         type("Run", (), {"path": out})())
     write_config(tmp_path, dataclasses.replace(TINY_STORED, method="RNN+HN"))
     code, _, err = run_cli(["train", "--resume", str(tmp_path), "--method", "rnn-hn"], capsys)
@@ -532,7 +532,7 @@ def test_train_resolves_the_state_embedding_for_its_method(capsys, tmp_path, mon
     import hypermeta.training.loop as loop
 
     calls = []
-    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False: calls.append(cfg) or type("Run", (), {"path": out})())
+    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False, show_progress=True: calls.append(cfg) or type("Run", (), {"path": out})())
     code, _, err = run_cli(["train", *argv, "--out", str(tmp_path / "r")], capsys)
     assert code == 0, err
     (cfg,) = calls
@@ -546,7 +546,7 @@ def test_resume_keeps_the_stored_state_embedding(capsys, tmp_path, monkeypatch):
     import hypermeta.training.loop as loop
 
     calls = []
-    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False: calls.append(cfg) or type("Run", (), {"path": out})())
+    monkeypatch.setattr(loop, "train", lambda cfg, out, resume=False, show_progress=True: calls.append(cfg) or type("Run", (), {"path": out})())
     stored = dataclasses.replace(TINY_STORED, method="rnn-hn",
                                  model=dataclasses.replace(TINY_STORED.model, policy_state_embed=256))
     write_config(tmp_path, stored)

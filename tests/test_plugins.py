@@ -43,13 +43,15 @@ ENV = "plugin_pkg.tiny_env:make"
 def registries():
     """Every registry as it was before the test, and installed plug-ins not loaded yet."""
     saved = [(r, dict(r)) for r in (ENVIRONMENTS, METHODS, SEQUENCE_MODELS, FAMILIES)]
-    loaded = plugin_loading._loaded
+    loaded, failures = plugin_loading._loaded, list(plugin_loading._failures)
     plugin_loading._loaded = True  # this environment's own installed plug-ins (none) stay out of the way
+    plugin_loading._failures.clear()
     yield
     for registry, items in saved:
         registry.clear()
         registry.update(items)
     plugin_loading._loaded = loaded
+    plugin_loading._failures[:] = failures
 
 
 def tiny(env: str = ENV, method: str = "rnn-hn", **model) -> TrainConfig:
@@ -79,6 +81,37 @@ def test_old_flat_model_keys_load_into_each_sequence_models_config():
     assert cfg.model == ModelConfig(sequence="lstm", gru=GRUConfig(16), lstm=LSTMConfig(16),
                                     transformer=TransformerConfig(32, 3, 2, 8), lru=LRUConfig(24, 12, 1))
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_differences_name_the_setting_and_ignore_sequence_models_not_used():
+    """An old GRU run (gru_size 128, so its migrated LSTM size is 128 too) against today's
+    configuration with the same GRU: no difference (the LSTM is not used); a changed GRU size
+    is named by its path; a damaged section is an error, not default sizes."""
+    old = TrainConfig().to_dict()
+    for name in ("gru", "lstm", "transformer", "lru", "sequence_options"):
+        del old["model"][name]
+    old["model"]["gru_size"] = 128
+    stored = TrainConfig.from_dict(json.loads(json.dumps(old)))
+    assert stored.model.lstm.size == 128
+    assert TrainConfig(model=ModelConfig(gru=GRUConfig(128))).differences(stored) == []
+    assert TrainConfig().differences(stored) == ["model.gru.size"]
+    assert TrainConfig(model=ModelConfig(sequence="lstm")).differences(stored) == [
+        "model.sequence", "model.lstm.size", "model.gru.size"]
+    broken = TrainConfig().to_dict()
+    broken["model"]["gru"] = None
+    with pytest.raises(TypeError, match="model.gru must be a dict"):
+        TrainConfig.from_dict(broken)
+
+
+def test_sequence_options_parse_optionals_and_literals():
+    from typing import Literal
+
+    from hypermeta.networks.sequence_registry import _parse_option
+
+    assert _parse_option("w=64", "64", int | None) == 64 and _parse_option("w=none", "none", int | None) is None
+    assert _parse_option("a=relu", "relu", Literal["tanh", "relu"]) == "relu"
+    with pytest.raises(UsageError, match=r"^--model.sequence-options 'a=gelu': 'gelu' is not one of tanh, relu$"):
+        _parse_option("a=gelu", "gelu", Literal["tanh", "relu"])
 
 
 def test_every_stored_run_directory_config_still_loads():
@@ -177,9 +210,27 @@ def test_entry_points_load_once_when_a_name_is_unknown(tmp_path, monkeypatch):
     # A plug-in whose entry point fails is named in one line.
     (info / "entry_points.txt").write_text("[hypermeta.plugins]\nbad = plugin_pkg.tiny_env:raising\n")
     plugin_loading._loaded = False
+    plugin_loading._failures.clear()
     with pytest.raises(UsageError, match=r"^plug-in 'bad' \(plugin_pkg.tiny_env:raising, from tiny-plugin\): "
                                          r"calling it failed: RuntimeError: no licence for the simulator$"):
         get_method("no-such-method")
+
+
+def test_a_broken_plug_in_does_not_hide_the_others_and_stays_named(tmp_path, monkeypatch):
+    """Entry points: a failing one first, a good one after. The good one's names are registered;
+    the broken one is named at the first lookup of an unknown name and at every later one."""
+    site = tmp_path / "site"
+    info = site / "two_plugins-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: two-plugins\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hypermeta.plugins]\nbad = plugin_pkg.tiny_env:raising\n"
+                                           "tiny = plugin_pkg.tiny_env:register\n")
+    monkeypatch.syspath_prepend(str(site))
+    plugin_loading._loaded = False
+    for _ in range(2):
+        with pytest.raises(UsageError, match=r"^plug-in 'bad' .*no licence for the simulator$"):
+            env_spec("no-such-env")
+    assert "my-env" in ENVIRONMENTS and "elman" in SEQUENCE_MODELS
 
 
 # --------------------------------------------------------------------------- methods, families, names

@@ -304,7 +304,7 @@ def test_reproduce_runs_each_environment_of_the_figure_then_reports(tmp_path, ca
     import hypermeta.sweeps.sweep as sweep
 
     sweeps, reports = [], []
-    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append((cfg, out)))
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out, show_progress=True: sweeps.append((cfg, out)))
     monkeypatch.setattr(report, "write_report", lambda paths, out, title: reports.append((paths, out, title)) or [])
     code, out, err = run_cli(["reproduce", "fig11", "--frames", "9600", "--lr", "1e-3", "--seeds", "1", "2",
                               "--out", str(tmp_path)], capsys)
@@ -322,7 +322,7 @@ def test_reproduce_fig7_uses_the_four_mc_ls_seeds(tmp_path, capsys, monkeypatch)
     import hypermeta.sweeps.sweep as sweep
 
     sweeps = []
-    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out, show_progress=True: sweeps.append(cfg))
     monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
     code, out, err = run_cli(["reproduce", "fig7", "--frames", "12800", "--lr", "1e-3", "--out", str(tmp_path)], capsys)
     assert code == 0, err
@@ -355,7 +355,7 @@ def test_reproduce_trains_and_estimates_each_environment_at_its_own_budget(tmp_p
     from hypermeta.sweeps.presets import ENV_FPS, FIGURES, MEASURED_FPS
 
     sweeps = []
-    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out, show_progress=True: sweeps.append(cfg))
     monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
     code, out, err = run_cli(["reproduce", "fig12", "--lr", "1e-3", "--out", str(tmp_path)], capsys)
     assert code == 0, err
@@ -443,7 +443,7 @@ def test_reproduce_fig9_tunes_the_state_embedding_on_request(tmp_path, capsys, m
     import hypermeta.sweeps.sweep as sweep
 
     sweeps = []
-    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out: sweeps.append(cfg))
+    monkeypatch.setattr(sweep, "run_sweep", lambda cfg, out, show_progress=True: sweeps.append(cfg))
     monkeypatch.setattr(report, "write_report", lambda paths, out, title: [])
     base = ["--envs", "grid-world", "--frames", "9600", "--lr", "1e-3", "--out", str(tmp_path)]
     code, _, err = run_cli(["reproduce", "fig9", *base], capsys)

@@ -156,9 +156,19 @@ def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
         head, dot, rest = str(key).partition(".")
         value = {rest: value} if dot else value
         before = out.get(head)
-        # Two dicts for one section merge, in either order; anything else replaces.
+        if isinstance(before, Mapping) or isinstance(value, Mapping):
+            # Two settings of one section merge, in either order: a section given whole (a
+            # dataclass) and a dotted key into it keep both.
+            before, value = _as_fields(before), _as_fields(value)
         out[head] = {**before, **value} if isinstance(before, Mapping) and isinstance(value, Mapping) else value
     return out
+
+
+def _as_fields(value: Any) -> Any:
+    """A dataclass instance as the dict of its fields (one level); anything else unchanged."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+    return value
 
 
 def _value(current: Any, value: Any, hint: Any, name: str) -> Any:
@@ -400,10 +410,10 @@ def _check_resume(cfg: TrainConfig, stored: TrainConfig) -> None:
     """Refuse a configuration that differs from the run being resumed in what changes results."""
     diffs = cfg.differences(stored)
     if diffs:
-        given, kept = cfg.to_dict(), stored.to_dict()
+        given, kept = cfg.settings(), stored.settings()
         raise UsageError(
-            f"--resume: {', '.join(f'{k}={given[k]!r}' for k in diffs)} differs from the run being resumed "
-            f"({', '.join(f'{k}={kept[k]!r}' for k in diffs)}); drop those options"
+            f"resume: {', '.join(f'{k}={given.get(k)!r}' for k in diffs)} differs from the run being resumed "
+            f"({', '.join(f'{k}={kept.get(k)!r}' for k in diffs)}); resume with the run's own settings"
         )
 
 
@@ -449,10 +459,7 @@ def train(cfg: TrainConfig | None, out: PathLike | None = None, *, resume: bool 
     cfg = dataclasses.replace(cfg, method=get_method(cfg.method).name)  # 'RNN+HN' and 'rnn-hn' are one run
     _setup_compile_cache(compile_cache)
     out = _default_out(cfg) if out is None else Path(out)
-    # Only a quiet run passes show_progress, so the loop's plain (cfg, out, resume) form is what a
-    # replacement of `loop.train` (a test's stand-in) has to accept.
-    quiet = {} if progress else {"show_progress": False}
-    return Run(loop.train(cfg, out, resume=resume, **quiet).path)
+    return Run(loop.train(cfg, out, resume=resume, show_progress=progress).path)
 
 
 def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", *,
@@ -469,6 +476,9 @@ def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", 
         out: the sweep directory.
         cluster: run the cells as Ray tasks (the ray extra; docs/cluster.md): a `ClusterConfig`
             or a dict of its fields, e.g. {"ray": "auto", "cell_gpus": 1}; None: train here.
+            This process drives the cells and checks each configuration (a MuJoCo one builds
+            its environment, which starts JAX's default backend): on a GPU node, run it with
+            JAX_PLATFORMS=cpu, as `hypermeta sweep --ray` pins itself.
         progress: show progress.
         compile_cache: as in `train`.
         **settings: `SweepConfig` fields: lr, seeds (scalars or sequences), frames (default: the
@@ -481,7 +491,9 @@ def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", 
     config = with_overrides(SweepConfig(), env=env, methods=methods, **settings)
     if cluster is not None and not isinstance(cluster, ClusterConfig):
         cluster = with_overrides(ClusterConfig(), **cluster)
-    on_ray = cluster is not None and cluster.ray is not None
+    if cluster is not None and cluster.ray is None:
+        raise UsageError("cluster=... needs 'ray': a head node's address, 'auto' or 'local' (cluster=None trains here)")
+    on_ray = cluster is not None
     _setup_compile_cache(compile_cache)  # also exported to the sweep's local Ray workers
     if on_ray:  # cells as Ray tasks on a cluster (docs/cluster.md)
         from hypermeta.sweeps.cluster import run_cluster_sweeps
@@ -490,8 +502,7 @@ def sweep(env: str, methods: str | Sequence[str], out: PathLike = "runs/sweep", 
         return [Run(cell.path, cell.cfg) for cell in cells]
     from hypermeta.sweeps.sweep import run_sweep
 
-    quiet = {} if progress else {"show_progress": False}  # see `train`
-    return [Run(path) for path in run_sweep(config, Path(out), **quiet)]
+    return [Run(path) for path in run_sweep(config, Path(out), show_progress=progress)]
 
 
 def evaluate(run: Run | PathLike, *, verbose: bool = True, compile_cache: str | None = None,

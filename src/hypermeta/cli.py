@@ -113,6 +113,10 @@ def sweep_main(argv: list[str]) -> None:
                     description="Train methods x learning rates x seeds on one environment (the paper's protocol).")
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig) if f.name not in ("env", "methods")}
     cluster = _cluster_of(args) if args.ray is not None else None
+    if cluster is not None:
+        from hypermeta.sweeps.cluster import driver_on_cpu
+
+        driver_on_cpu()  # this process only drives: the cells take the accelerators
     runs = api.sweep(args.env, args.methods, args.out, cluster=cluster, compile_cache=args.compile_cache, **settings)
     if cluster is not None:
         print(f"done: {len(runs)} cells in {args.out}; summarise with: hypermeta report {args.out}")
@@ -152,6 +156,10 @@ def reproduce_main(argv: list[str]) -> None:
         return
     figure = get_figure(argv[0])
     args = tyro.cli(ReproduceArgs, args=argv[1:], prog=f"hypermeta reproduce {figure.name}", description=describe(figure))
+    if args.ray is not None:
+        from hypermeta.sweeps.cluster import driver_on_cpu
+
+        driver_on_cpu()  # this process only drives: the cells take the accelerators
     envs = figure.envs if args.envs is None else args.envs
     unknown = [e for e in envs if e not in figure.envs]
     if unknown:
@@ -239,10 +247,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"hypermeta: error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         sys.exit(2)
     try:
-        # Installed plug-ins first, so that every listing (--help) and check sees their names.
-        from hypermeta.plugins import load_plugins
-
-        load_plugins()
         COMMANDS[argv[0]][0](argv[1:])
     except UsageError as e:
         print(f"hypermeta: error: {e}", file=sys.stderr)

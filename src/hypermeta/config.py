@@ -291,14 +291,25 @@ class TrainConfig:
         return [(s, lr) for lr in self.lr for s in self.seeds]
 
     def differences(self, other: TrainConfig) -> list[str]:
-        """Fields that differ from `other`, ignoring parallel_runs, vector_env (they change
-        speed, not results) and log (where the same scalars are also sent: a resumed run or a
-        sweep may add or drop a sink). physics "auto" counts as what it means on this machine,
-        so a run recorded with "c" and resumed with "auto" on a GPU (mjx) is refused, not switched."""
-        mine, theirs = self.to_dict(), other.to_dict()
+        """Settings that differ from `other`, as dotted paths of `settings` ("frames",
+        "ppo.clip", "model.gru.size"), ignoring parallel_runs, vector_env (they change speed,
+        not results) and log (where the same scalars are also sent: a resumed run or a sweep
+        may add or drop a sink). Only the sequence model each config uses counts (an LSTM's
+        size is no difference between two GRU runs). physics "auto" counts as what it means on
+        this machine, so a run recorded with "c" and resumed with "auto" on a GPU (mjx) is
+        refused, not switched."""
+        mine, theirs = self.settings(), other.settings()
         if "auto" in (self.physics, other.physics):  # "auto" is what it means on this machine
             mine["physics"], theirs["physics"] = resolve_physics(self.physics), resolve_physics(other.physics)
-        return [k for k in mine if k not in ("parallel_runs", "vector_env", "log") and mine.get(k) != theirs.get(k)]
+        ignored = ("parallel_runs", "vector_env", "log")
+        keys = [*mine, *(k for k in theirs if k not in mine)]
+        return [k for k in keys if k not in ignored and mine.get(k) != theirs.get(k)]
+
+    def settings(self) -> dict[str, object]:
+        """Every setting by its dotted path ("ppo.clip", "model.transformer.dim"), the
+        sequence-model configs but the one `model.sequence` names left out."""
+        unused = {f"model.{name}" for name in SEQUENCE_CONFIGS if name != self.model.sequence}
+        return {k: v for k, v in _flatten(self.to_dict()).items() if k.rpartition(".")[0] not in unused}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -314,6 +325,17 @@ class TrainConfig:
         return TrainConfig(**{**data, **listed}, model=model, ppo=ppo, inference=inference)
 
 
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    """{"ppo": {"clip": 0.1}} -> {"ppo.clip": 0.1}."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def model_from_dict(data: dict) -> ModelConfig:
     """The `ModelConfig` of a config.json's "model" (lists back to tuples); the flat sequence-model
     keys of older run directories (`gru_size`, `transformer_dim`, `lru_state`, ...) go to their
@@ -326,8 +348,10 @@ def model_from_dict(data: dict) -> ModelConfig:
             for model, key in places:
                 nested[model][key] = value
     for name, cls in SEQUENCE_CONFIGS.items():
-        given = data.get(name)
-        data[name] = cls(**{**nested[name], **(given if isinstance(given, dict) else {})})
+        given = data.get(name, {})
+        if not isinstance(given, dict):  # a damaged file: not silently the default sizes
+            raise TypeError(f"model.{name} must be a dict of its settings, got {given!r}")
+        data[name] = cls(**{**nested[name], **given})
     for name in ("policy_hidden", "sequence_options"):
         if name in data:
             data[name] = tuple(data[name])

@@ -18,6 +18,7 @@ from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfi
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
+from hypermeta.plugin_loading import load_entry_points
 
 GRID_WORLD = TrainConfig(model=ModelConfig(policy_state_embed=25))
 """Grid-World family (all three variants): 16 x 60 frames per update, 4M frames, eval every 5.
@@ -165,6 +166,8 @@ FAMILIES: dict[str, TrainConfig] = {
 def family_defaults(env: str) -> TrainConfig:
     """The paper's settings for `env`'s family, with `env` filled in."""
     family = env_spec(env).family
+    if family not in FAMILIES:
+        load_entry_points()  # an installed plug-in may register it
     if family not in FAMILIES:  # a plug-in naming a family that no plug-in registered
         raise UsageError(f"environment {env!r} names the family {family!r}, which is not registered; "
                          f"families: {', '.join(FAMILIES)}")

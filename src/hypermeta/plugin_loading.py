@@ -33,6 +33,8 @@ distribution's entry points, where `register()` takes no argument."""
 
 _IMPORT_NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _loaded = False
+_failures: list[str] = []
+"""What went wrong with installed plug-ins (load_entry_points), one entry per plug-in."""
 
 
 def one_line(error: BaseException) -> str:
@@ -71,28 +73,41 @@ def import_object(name: str, what: str) -> Any | None:
     return value
 
 
-def load_entry_points() -> bool:
+def load_entry_points(raise_failures: bool = True) -> bool:
     """Call every installed plug-in's entry point (group `hypermeta.plugins`), once per process.
 
-    Returns whether this call loaded them (False: already loaded before). A plug-in that
-    fails to load or raises is a one-line UsageError naming it and its distribution."""
+    Returns whether this call loaded them (False: already loaded before). Every entry point is
+    called even where another fails; the failures (a plug-in that fails to import or raises) are
+    kept and, with `raise_failures`, raised as one line naming each plug-in and its distribution,
+    at this call and at every later one (a lookup of an unknown name then says which plug-in is
+    broken, not only that the name is unknown)."""
     global _loaded
-    if _loaded:
-        return False
-    _loaded = True  # first, so that a plug-in whose register() looks names up does not recurse
-    for entry in importlib.metadata.entry_points(group=GROUP):
-        source = f"plug-in {entry.name!r} ({entry.value}"
-        source += f", from {entry.dist.name})" if entry.dist is not None else ")"
-        try:
-            register = entry.load()
-        except Exception as e:
-            raise UsageError(f"{source}: importing it failed: {one_line(e)}") from e
-        if not callable(register):
-            raise UsageError(f"{source}: an entry point of group {GROUP} must name a callable taking no argument")
-        try:
-            register()
-        except UsageError as e:
-            raise UsageError(f"{source}: {e}") from e
-        except Exception as e:
-            raise UsageError(f"{source}: calling it failed: {one_line(e)}") from e
-    return True
+    first = not _loaded
+    if first:
+        _loaded = True  # first, so that a plug-in whose register() looks names up does not recurse
+        for entry in importlib.metadata.entry_points(group=GROUP):
+            failure = _call_entry_point(entry)
+            if failure:
+                _failures.append(failure)
+    if _failures and raise_failures:
+        raise UsageError("; ".join(_failures))
+    return first
+
+
+def _call_entry_point(entry: importlib.metadata.EntryPoint) -> str:
+    """Load and call one entry point; returns what went wrong ("" if nothing)."""
+    source = f"plug-in {entry.name!r} ({entry.value}"
+    source += f", from {entry.dist.name})" if entry.dist is not None else ")"
+    try:
+        register = entry.load()
+    except Exception as e:
+        return f"{source}: importing it failed: {one_line(e)}"
+    if not callable(register):
+        return f"{source}: an entry point of group {GROUP} must name a callable taking no argument"
+    try:
+        register()
+    except UsageError as e:
+        return f"{source}: {e}"
+    except Exception as e:
+        return f"{source}: calling it failed: {one_line(e)}"
+    return ""

@@ -66,6 +66,9 @@ def _check_name(kind: str, name: Any, registry: Mapping[str, Any], replace: bool
     PREFIX:NAME and MODULE:ATTRIBUTE names), not taken unless `replace`."""
     if not isinstance(name, str) or not name or any(c.isspace() for c in name) or ":" in name:
         raise UsageError(f"{kind} name {name!r}: use a non-empty name without spaces or ':'")
+    # Installed plug-ins first: a name one of them takes clashes here, at the caller's own
+    # registration (where replace=True settles it), not later inside an unrelated lookup.
+    load_entry_points(raise_failures=False)
     if name in registry and not replace:
         raise UsageError(f"{kind} {name!r} is already registered; pass replace=True to replace it")
 
@@ -124,7 +127,8 @@ def register_sequence_model(name: str, cls: type[SequenceModel], *, config: type
 
     `cls` subclasses `hypermeta.networks.sequence.SequenceModel` (a flax module; see that
     module for the interface: `initial_carry`, `step`, `features`, trial resets). `config`
-    is its config dataclass (default: `cls.config_class`; None: no settings), set from the
+    is its config dataclass (default: `cls.config_class`, which is None for a model without
+    settings), set from the
     command line as `--model.sequence-options KEY=VALUE ...` and stored with the run;
     `cls.from_config(config, trial_steps)` builds the model (default: the config's fields
     are the module's fields of the same names). `label` names it in reports ("MyRNN" makes
@@ -150,6 +154,6 @@ def register_family(name: str, defaults: TrainConfig, *, replace: bool = False) 
 
 def load_plugins() -> None:
     """Load the installed plug-ins (entry-point group `hypermeta.plugins`) now, if not yet
-    loaded in this process: before listing names (--help); lookups of unknown names load
-    them by themselves."""
+    loaded in this process. Not needed before a lookup: the registries load them when a name
+    is unknown, when they list names (--help) and before a registration."""
     load_entry_points()

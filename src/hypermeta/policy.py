@@ -1,14 +1,19 @@
 """A trained policy to drive step by step in your own loop: `hypermeta.load_run(path).policy()`.
 
     policy = hypermeta.load_run("runs/grid-world_rnn-hn").policy(seed=73)
-    env = policy.env                                   # the run's environment
-    task = env.sample_task(key)                        # one task for the trial's K episodes
-    obs, state = env.reset(key, task)
-    action = policy.act(obs)                           # a new trial: fresh memory
-    while ...:
-        obs, state, reward, done, info = env.step(key, state, action, task)
-        if done:                                       # the episode ended: the next one, same task
-            obs, state = env.reset(key, task)
+    env, key = policy.env, jax.random.PRNGKey(0)       # the run's environment
+    key, k_task, k_reset = jax.random.split(key, 3)
+    task = env.sample_task(k_task)                     # one task for the trial's K episodes
+    obs, state = env.reset(k_reset, task)
+    action, episodes = policy.act(obs), 0              # a new trial: fresh memory
+    for step in range(1000):
+        key, k_step, k_task, k_reset = jax.random.split(key, 4)
+        obs, state, reward, done, info = env.step(k_step, state, action, task)
+        if done:                                       # the episode ended
+            episodes += 1
+            if episodes % policy.episodes_per_trial == 0:
+                task = env.sample_task(k_task)         # the trial ended: the policy's memory does too
+            obs, state = env.reset(k_reset, task)
         action = policy.act(obs, reward=reward, done=done)
 
 The policy keeps the trial's memory (the encoder's hidden state) and does what the trial

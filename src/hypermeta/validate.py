@@ -125,9 +125,12 @@ def _validate_plugin_env(name: str, env: EnvironmentBase) -> None:
             task_env = env.make_task_env(env.splits[0])
         except Exception as e:
             raise UsageError(f"{where}: make_task_env({env.splits[0]!r}) raised {one_line(e)}") from e
-        if not callable(getattr(task_env, "sample_task", None)):
-            raise UsageError(f"{where}: its task env {type(task_env).__name__} has no task sampler: a host task env "
-                             f"defines sample_task(rng) and task (hypermeta.envs.host)")
+        try:
+            if not callable(getattr(task_env, "sample_task", None)):
+                raise UsageError(f"{where}: its task env {type(task_env).__name__} has no task sampler: a host task "
+                                 f"env defines sample_task(rng) and task (hypermeta.envs.host)")
+        finally:
+            getattr(task_env, "close", lambda: None)()  # built for this check only
         return
     assert isinstance(env, Environment)  # registry.check_environment made sure
     obs_shape = tuple(env.observation_space.shape)
@@ -160,6 +163,8 @@ def _check_shapes(where: str, env: Environment, values: tuple) -> None:
     for what, value in (("task", task), ("observation", obs), ("reward", reward)):
         if not jnp.issubdtype(value.dtype, jnp.floating):
             raise UsageError(f"{where}: its {what} must be floating point, got {value.dtype}")
+    if done.dtype != jnp.bool_:  # the trial wrapper combines it with & and ~
+        raise UsageError(f"{where}: step's done must be a bool, got {done.dtype}")
     if not isinstance(info, dict):
         raise UsageError(f"{where}: step's info must be a dict, got {type(info).__name__}")
 

@@ -109,7 +109,7 @@ PLUGIN_FAMILY = "generic"
 def environment_names() -> list[str]:
     """Every registered name (installed plug-ins' included: their entry points are loaded
     here, so --help lists them), then the adapters' and plug-ins' name patterns."""
-    load_entry_points()
+    load_entry_points(raise_failures=False)  # a listing (--help) lists what loaded; lookups name the broken
     return [*ENVIRONMENTS, *(a.usage for a in ADAPTERS.values()), "MODULE:FACTORY (your own, hypermeta.plugins)"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
 import typing
 from dataclasses import dataclass
 from functools import partial
@@ -53,7 +54,7 @@ installed plug-in, or `--model.sequence MODULE:CLASS` (`sequence_spec`)."""
 
 def sequence_names() -> list[str]:
     """Every registered name (installed plug-ins loaded first), then the MODULE:CLASS pattern."""
-    load_entry_points()
+    load_entry_points(raise_failures=False)  # a listing lists what loaded; lookups name the broken
     return [*SEQUENCE_MODELS, "MODULE:CLASS (your own, hypermeta.plugins)"]
 
 
@@ -77,7 +78,7 @@ def sequence_label(name: str) -> str:
     """How reports name the sequence model `name`, without importing a MODULE:CLASS (a report
     may be made where the plug-in is not installed: then the class's name)."""
     if name not in SEQUENCE_MODELS and not is_import_name(name):
-        load_entry_points()
+        load_entry_points(raise_failures=False)  # a report names what it can
     if name in SEQUENCE_MODELS:
         return SEQUENCE_MODELS[name].label
     return name.rpartition(":")[2].rpartition(".")[2]
@@ -148,11 +149,26 @@ def _options_config(spec: SequenceSpec, options: tuple[str, ...]) -> Any:
 
 
 def _parse_option(item: str, text: str, kind: Any) -> Any:
-    """`text` as a value of the type `kind`: int, float, bool, str, or a tuple of them
-    (comma-separated)."""
-    if typing.get_origin(kind) is tuple:
+    """`text` as a value of the type `kind`: int, float, bool, str, a Literal's value, an
+    optional or union of them ("none" for None), or a tuple of them (comma-separated)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
         parts = [p for p in text.split(",") if p]
-        return tuple(_parse_option(item, p, typing.get_args(kind)[0]) for p in parts)
+        return tuple(_parse_option(item, p, args[0]) for p in parts)
+    if origin is typing.Literal:
+        found = [a for a in args if str(a) == text]
+        if not found:
+            raise UsageError(f"--model.sequence-options {item!r}: {text!r} is not one of {', '.join(map(str, args))}")
+        return found[0]
+    if origin is typing.Union or origin is types.UnionType:
+        if text.lower() == "none" and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _parse_option(item, text, option)
+            except UsageError:
+                continue
+        raise UsageError(f"--model.sequence-options {item!r}: {text!r} is not a {kind}")
     try:
         if kind is bool:
             return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.lower()]

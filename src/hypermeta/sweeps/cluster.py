@@ -236,7 +236,9 @@ def _token_auth() -> None:
 
 
 def driver_on_cpu() -> None:
-    """Keep this process, a sweep's driver, off the accelerators: it plans and checks cells and
+    """Keep this process, a sweep's driver, off the accelerators (the command line's
+    `--ray` commands call it first; a Python caller of `hypermeta.sweep(cluster=...)` on a GPU
+    node sets JAX_PLATFORMS=cpu itself, since this pins the whole process): it plans and checks cells and
     trains nothing, but a JAX backend started on a GPU node would reserve most of a GPU that Ray
     gives to a cell. Importing hypermeta starts no backend; this pins JAX to the CPU for the
     checks that build an environment (a MuJoCo configuration's), before any backend starts.
@@ -557,7 +559,6 @@ def run_cells(cells: list[Cell], out: Path, cluster: ClusterConfig, show_progres
 def run_cluster_sweeps(sweeps: list[SweepConfig], out: Path, cluster: ClusterConfig, show_progress: bool = True,
                        train_fn: Callable | None = None, refresh_s: float = 1.0) -> list[Cell]:
     """The cells of every sweep (one environment each) into `out`, all submitted at once; returns them."""
-    driver_on_cpu()  # before the checks build any environment: only the cells take accelerators
     require_ray()  # a missing extra fails before anything is planned or written
     out = out.resolve()  # workers do not share the driver's working directory
     cells = [c for sweep in sweeps for c in plan_cells(sweep, out, cluster)]

@@ -130,7 +130,7 @@ def status(cfg: TrainConfig, path: Path, trains_here: bool = True) -> str:
         raise UsageError(f"{path} holds a sweep split into cells by --ray (one run directory per cell below it); "
                          "continue it with the same --ray command, or choose another --out")
     stored = stored_config(path)
-    given, kept = cfg.to_dict(), stored.to_dict()
+    given, kept = cfg.settings(), stored.settings()
     if not trains_here and cfg.physics == "auto":
         # One engine on both sides: `differences` compares the rest without resolving "auto".
         diffs = dataclasses.replace(cfg, physics="c").differences(dataclasses.replace(stored, physics="c"))
@@ -142,8 +142,8 @@ def status(cfg: TrainConfig, path: Path, trains_here: bool = True) -> str:
         given["physics"] = f"auto ({resolve_physics('auto')} on this machine)"
     if diffs:
         raise UsageError(
-            f"{path} holds a run with {', '.join(f'{k}={kept[k]!r}' for k in diffs)}, but this sweep asks for "
-            f"{', '.join(f'{k}={given[k]!r}' for k in diffs)}; choose another --out"
+            f"{path} holds a run with {', '.join(f'{k}={kept.get(k)!r}' for k in diffs)}, but this sweep asks for "
+            f"{', '.join(f'{k}={given.get(k)!r}' for k in diffs)}; choose another --out"
         )
     return "finished" if (path / "summary.json").exists() else "resume"
 
