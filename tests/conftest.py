@@ -30,7 +30,7 @@ import pytest  # noqa: E402
 #: at about the same time. Modules not listed follow in their usual order; only speed
 #: depends on this list.
 LONGEST_FIRST = (
-    "test_inference.py", "test_sequence_models.py", "test_ray_sweep.py", "test_eval.py", "test_host.py", "test_sweep_report.py", "test_mujoco.py", "test_mc_ls.py",
+    "test_inference.py", "test_sequence_models.py", "test_examples.py", "test_ray_sweep.py", "test_eval.py", "test_host.py", "test_sweep_report.py", "test_mujoco.py", "test_mc_ls.py",
     "test_learner.py", "test_cli.py", "test_grad_info.py", "test_ppo.py", "test_ml10.py", "test_compile_cache.py", "test_divergence.py",
     "test_networks.py", "test_sequence.py", "test_trial.py",
 )
