@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hypermeta` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # As `python -m` finds modules of the current folder: `--env my_env:make` run beside my_env.py
+        # (appended: installed packages keep precedence over files of the same name here).
+        sys.path.append(os.getcwd())
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage: hypermeta {{{','.join(COMMANDS)}}} ...\n")
         print("\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()))
