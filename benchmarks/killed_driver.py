@@ -58,10 +58,25 @@ def _mtimes(path: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (path / "metrics.csv", path / "summary.json")}
 
 
+def _argv(out: Path) -> list[str]:
+    return [sys.executable, "-c", DRIVER, "sweep", "--env", "grid-world", "--methods", "rnn", "--lr", *LRS,
+            "--seeds", "1", "--frames", str(UPDATES[-1] * 960), "--out", str(out), "--ray", "local"]
+
+
+def test_the_same_sweep_undisturbed(tmp_path):
+    """The comparison: the same command, never killed (a fresh compilation cache as well)."""
+    env = {**os.environ, "HYPERMETA_COMPILE_CACHE": str(tmp_path / "cache")}
+    t0 = time.time()
+    proc = subprocess.run(_argv(tmp_path / "sweep"), capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for cell in CELLS:
+        assert pd.read_csv(tmp_path / "sweep" / cell / "metrics.csv")["update"].tolist() == UPDATES, cell
+    print(f"\nundisturbed sweep: {time.time() - t0:.1f} s")
+
+
 def test_a_killed_driver_then_the_same_command_finishes_the_sweep(tmp_path):
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-c", DRIVER, "sweep", "--env", "grid-world", "--methods", "rnn", "--lr", *LRS,
-            "--seeds", "1", "--frames", str(UPDATES[-1] * 960), "--out", str(out), "--ray", "local"]
+    argv = _argv(out)
     # a compilation cache of the test's own: the second driver's workers load the first one's programs
     env = {**os.environ, "HYPERMETA_COMPILE_CACHE": str(tmp_path / "cache")}
     log = open(tmp_path / "first.log", "w")

@@ -28,7 +28,7 @@ from hypermeta.rundir import RunDir
 
 COMMON = [
     "train", "--env", "grid-world", "--method", "rnn",
-    "--model.gru-size", "16", "--model.policy-state-embed", "8", "--model.policy-hidden", "16", "8",
+    "--model.gru.size", "16", "--model.policy-state-embed", "8", "--model.policy-hidden", "16", "8",
     "--ppo.num-envs", "4", "--ppo.num-steps", "15", "--ppo.minibatches", "2",
     "--frames", "360", "--eval-interval", "2", "--checkpoint-interval", "2", "--eval-trials", "4",
     "--seeds", "1", "--parallel-runs", "2",
