@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "configure": "hypermeta.api",
+    "with_overrides": "hypermeta.api",
     "train": "hypermeta.api",
     "sweep": "hypermeta.api",
     "evaluate": "hypermeta.api",
@@ -47,7 +48,7 @@ _EXPORTS: dict[str, str] = {
 """Public name -> the module that defines it (imported when the name is first used)."""
 
 __all__ = [
-    "configure", "train", "sweep", "evaluate", "report", "load_run", "Run", "Evaluation", "Policy", "TrainConfig",
+    "configure", "with_overrides", "train", "sweep", "evaluate", "report", "load_run", "Run", "Evaluation", "Policy", "TrainConfig",
     "UsageError", "register_env", "register_method", "register_sequence_model", "register_family", "__version__",
 ]
 
@@ -66,7 +67,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see for the lazy names
-    from hypermeta.api import Evaluation, Run, configure, evaluate, load_run, report, sweep, train
+    from hypermeta.api import Evaluation, Run, configure, evaluate, load_run, report, sweep, train, with_overrides
     from hypermeta.config import TrainConfig
     from hypermeta.errors import UsageError
     from hypermeta.plugins import register_env, register_family, register_method, register_sequence_model

@@ -60,7 +60,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--ppo.minibatches {p.minibatches} exceeds the {p.frames_per_update} transitions of a rollout")
     if p.time_limit not in ("terminal", "proper"):
         raise UsageError(f"--ppo.time-limit must be 'terminal' or 'proper', got {p.time_limit!r}")
-    if p.time_limit == "proper" and not reports_timeouts(make_env(cfg.env)):
+    if p.time_limit == "proper" and not reports_timeouts(env):
         raise UsageError(f"--ppo.time-limit proper: {cfg.env} does not report time limits; use --ppo.time-limit terminal")
     if p.return_reset not in ("all", "own"):
         raise UsageError(f"--ppo.return-reset must be 'all' or 'own', got {p.return_reset!r}")
@@ -76,7 +76,7 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError(f"--model.encoder-action-embed must be >= 0, got {m.encoder_action_embed}")
     if m.obs_encoder not in OBS_ENCODERS:
         raise UsageError(f"--model.obs-encoder must be one of {', '.join(OBS_ENCODERS)}, got {m.obs_encoder!r}")
-    if m.obs_encoder == "cnn" and make_env(cfg.env).image_shape is None:
+    if m.obs_encoder == "cnn" and env.image_shape is None:
         images = [name for name in ENVIRONMENTS if _image_shape(name) is not None]
         raise UsageError(
             f"--model.obs-encoder cnn needs image observations; {cfg.env!r} has vector observations "
