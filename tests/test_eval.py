@@ -144,7 +144,7 @@ def test_eval_with_more_episodes_than_trained_and_an_older_checkpoint(trained):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["eval", "{tmp}"], "is not a run directory (no config.json)"),
+    (["eval", "{tmp}"], ": not a run directory (no config.json)"),
     (["eval", "{tmp}/missing"], "no such run directory"),
     (["eval", "{run}", "--checkpoint", "5"], "--checkpoint '5': no such checkpoint in"),
     (["eval", "{run}", "--episodes", "1"], "--episodes 1: grid-world trained with 4-episode trials"),

@@ -62,18 +62,7 @@ Z95 = 1.96
 
 def open_run(path: Path) -> tuple[RunDir, TrainConfig]:
     """A run directory and its configuration, or a UsageError saying why it is not one."""
-    path = Path(path)
-    if not path.is_dir():
-        raise UsageError(f"{str(path)!r}: no such run directory")
-    run = RunDir(path)
-    try:
-        cfg = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
-    except FileNotFoundError:
-        raise UsageError(f"{str(path)!r} is not a run directory (no config.json); "
-                         "pass a directory written by hypermeta train or sweep") from None
-    except (ValueError, TypeError, KeyError) as e:
-        raise UsageError(f"{str(path)!r}: config.json is corrupt or from another version ({e})") from None
-    return run, cfg
+    return RunDir.open(path)
 
 
 def checkpoint_step(run: RunDir, choice: str) -> int:

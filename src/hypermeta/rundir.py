@@ -85,19 +85,27 @@ class RunDir:
         return run
 
     @staticmethod
-    def open_for_resume(path: Path) -> tuple[RunDir, TrainConfig]:
-        """An existing run directory and its stored config, or a UsageError saying what is wrong."""
+    def open(path: Path, option: str = "") -> tuple[RunDir, TrainConfig]:
+        """An existing run directory and its stored config, or a UsageError saying what is
+        wrong; `option` ("--resume ") prefixes the path in messages."""
         path = Path(path)
+        where = f"{option}{str(path)!r}"
         if not path.is_dir():
-            raise UsageError(f"--resume {str(path)!r}: no such run directory")
+            raise UsageError(f"{where}: no such run directory")
         run = RunDir(path)
         try:
             cfg = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
         except FileNotFoundError:
-            raise UsageError(f"--resume {str(path)!r}: not a run directory (no config.json)") from None
+            raise UsageError(f"{where}: not a run directory (no config.json); pass a directory written by "
+                             "hypermeta train or sweep") from None
         except (ValueError, TypeError, KeyError) as e:
-            raise UsageError(f"--resume {str(path)!r}: config.json is corrupt or from another version ({e})") from None
+            raise UsageError(f"{where}: config.json is corrupt or from another version ({e})") from None
         return run, cfg
+
+    @staticmethod
+    def open_for_resume(path: Path) -> tuple[RunDir, TrainConfig]:
+        """`open` for `--resume`."""
+        return RunDir.open(path, "--resume ")
 
     @property
     def finished(self) -> bool:
