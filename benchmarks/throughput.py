@@ -127,7 +127,7 @@ def flops_per_frame(learner, state) -> float | None:
     import jax
 
     from hypermeta.training import conditioning
-    from hypermeta.training.rollout import encoder_inputs
+    from hypermeta.training.experience import encoder_inputs
 
     agent, cfg = learner.agent, learner.cfg.ppo
     if learner.method.variational:
@@ -147,7 +147,7 @@ def flops_per_frame(learner, state) -> float | None:
                                                                         False), state.params, carry.obs, latent,
                   carry.trial_state.task)
     replays = 0
-    if agent.method.encoder == "rl":
+    if agent.method.encoder.trained_by_ppo:
         replays = cfg.epochs * (cfg.minibatches if cfg.minibatch == "transitions" else 1)
     return (encoder + policy) + 3 * cfg.epochs * policy + 3 * replays * encoder
 

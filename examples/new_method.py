@@ -1,7 +1,10 @@
 """A new method composed from existing pieces: RNN+HN with Kaiming HyperInit plus task inference.
 
 A method (`hypermeta.methods.base.Method`) is not code but a composition of five choices
-that the agent and the trainer read; no training code branches on a method's name:
+that the agent and the trainer read; no training code branches on a method's name. The
+strings below name built-in parts, small objects that carry their behaviour
+(`hypermeta.methods.encoder_objectives`, `policy_inputs`, `task_targets`, `pretraining`); a
+new kind of part is a subclass passed in place of the string:
 
 * `conditioning`: how the policy combines state and conditioning ("latent", "state+latent",
   "hyper": a hypernetwork generates the policy's weights), with `hyper_init` "bias"

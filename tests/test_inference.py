@@ -280,7 +280,7 @@ def ppo_grads(method: str, perturb: bool = False):
     every = jnp.arange(rollout.reward.size)
     # The learner's PPO loss: with the method's auxiliary loss where it has one.
     return jax.grad(lambda p: ppo.ppo_loss(p, learner.agent, state.norms, rollout, every, adv, rollout.value + 1.0,
-                                           learner.cfg.ppo, False, learner.extra_loss())[0])(state.params)
+                                           learner.cfg.ppo, False, learner.method.encoder.extra_loss(learner.agent, learner.cfg.inference.aux_weight))[0])(state.params)
 
 
 def grad_norm(tree) -> float:
@@ -340,7 +340,7 @@ def test_bi_target_is_the_multi_task_hypernetworks_base_network():
     agent = learner.agent
     params = jax.tree.map(lambda p: p + 0.05 * jnp.sin(jnp.arange(p.size).reshape(p.shape)), state.params)  # heads active
     task = jnp.asarray([[3.0, 1.0], [0.0, 4.0]])
-    target = inference.task_target(agent, params, state.norms, task)
+    target = agent.method.task_target.value(agent, params, state.norms, task)
     assert target.shape == (2, agent.base_net_size)
     # Run the base networks as plain MLPs with the unpacked target as their weights: the same
     # outputs as the hypernetwork policy conditioned on g(c).
@@ -460,7 +460,7 @@ def test_pretraining_consumes_exactly_n_updates_of_the_budget(tmp_path):
 # --------------------------------------------------------------------------- every method on every grid-world
 
 
-INFERENCE_METHODS = [m for m in METHODS if METHODS[m].encoder != "rl" or METHODS[m].task_target != "none"]
+INFERENCE_METHODS = [m for m in METHODS if not METHODS[m].encoder.trained_by_ppo or METHODS[m].task_target.decoded]
 #: The grid-worlds differ only in observations and rewards, which reach the methods through the
 #: environment, the encoder and the per-cell reward decoder; BI++HN exercises all of those (and the
 #: hypernetwork, pre-training and the largest target). Every method on every grid-world would be
@@ -520,4 +520,4 @@ def test_aux_loss_is_a_mean_over_items_and_dimensions(method):
         expected = np.mean((np.asarray(mine(e)) - np.asarray(mine(g))) ** 2)
     else:
         expected = np.mean((np.asarray(e) - np.asarray(g)) ** 2)
-    np.testing.assert_allclose(inference.aux_loss(agent, params, state.norms, e, task), expected, rtol=2e-3)
+    np.testing.assert_allclose(agent.method.task_target.distance(agent, params, state.norms, e, task), expected, rtol=2e-3)

@@ -217,7 +217,7 @@ def test_transformer_window_shorter_than_the_trial_replays_acting_across_rollout
                               ppo=dataclasses.replace(base.ppo, num_envs=4, num_steps=ROLLOUT, epochs=1, minibatches=1))
     learner = Learner(cfg)
     agent = learner.agent
-    assert agent.trial_steps == 60 and agent.method.encoder == "rl"  # PPO replays the encoder
+    assert agent.trial_steps == 60 and agent.method.encoder.trained_by_ppo  # PPO replays the encoder
     state = jax.jit(learner.init)(jnp.asarray(0), jnp.asarray(1e-3, jnp.float32))
     assert state.carry.hidden["k"].shape[-2] == WINDOW
     update = jax.jit(learner.train_update)

@@ -192,6 +192,6 @@ def model_for_method(model: ModelConfig, method: str) -> ModelConfig:
     embedding 256, on every environment (experiment_sets/models.py l.558-589); only their
     end-to-end models were re-sized on Grid-World (models.py l.564). Apply it to family
     defaults, before command-line options (`method_defaults`)."""
-    if get_method(method).encoder == "rl":
+    if get_method(method).encoder.trained_by_ppo:
         return model
     return dataclasses.replace(model, policy_state_embed=ModelConfig.policy_state_embed)  # the XL 256

@@ -135,7 +135,7 @@ class Policy:
     @property
     def needs_task(self) -> bool:
         """Whether `act` needs `task=` (the multi-task oracle reads the true task, not a latent)."""
-        return self.agent.method.policy_input == "task"
+        return self.agent.method.policy_input.reads_task
 
     @property
     def latent(self) -> np.ndarray | None:

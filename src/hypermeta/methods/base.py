@@ -1,40 +1,40 @@
-"""What a method is: a composition of independent choices, read by the agent and the trainer.
+"""What a method is: a composition of independent choices, each a small object that
+carries its own behaviour, read by the agent and the trainer.
 
 * `conditioning`: how the policy network combines the state with its conditioning
-  embedding (latent only, concatenation, or a hypernetwork).
-* `encoder`: what trains the trajectory encoder: PPO through the latent ("rl", end to
-  end), the ELBO of a variational encoder with the latent stop-gradiented into the
-  policy ("elbo", VariBAD-type), or nothing ("none": the policy never reads it).
-* `policy_input`: what the conditioning embedding is made from outside pre-training:
-  the encoder's latent, or the true task c_M (the multi-task oracle).
-* `task_target`: what task inference reconstructs: nothing, the raw task vector c_M,
-  the learned task embedding g(c_M), or the base-network parameters that the
-  hypernetwork generates for g(c_M). With an "elbo" encoder a decoder reads a sample
-  of the bottleneck; with an "rl" encoder the policy's own conditioning (its latent
-  embedding, or the generated base network) is pulled towards the target by an
-  auxiliary loss added to PPO (paper appendix 8.3).
-* `pretrain`: multi-task pre-training of the policy on g(c_M) for the first
-  `InferenceConfig.pretrain_updates` updates of the budget; afterwards the policy
-  either starts again from fresh parameters ("reset", with task inference frozen
-  during pre-training) or keeps them ("reuse", the paper's "++", task inference
-  trained throughout).
+  embedding (latent only, concatenation, or a hypernetwork; `networks.policies`).
+* `encoder` (`methods.encoder_objectives`): what trains the trajectory encoder, with its
+  latents and its loss: PPO through the latent (end to end), the ELBO of a variational
+  encoder with the latent stop-gradiented into the policy (VariBAD-type), or nothing.
+* `policy_input` (`methods.policy_inputs`): what the conditioning embedding is made from
+  outside pre-training: the encoder's latent, or the true task c_M (the multi-task oracle).
+* `task_target` (`methods.task_targets`): what task inference reconstructs: nothing, the
+  raw task vector c_M, the learned task embedding g(c_M), or the base-network parameters
+  that the hypernetwork generates for g(c_M).
+* `pretrain` (`methods.pretraining`): multi-task pre-training of the policy on g(c_M)
+  for the first `InferenceConfig.pretrain_updates` updates; afterwards the policy starts
+  again from fresh parameters ("reset") or keeps them ("reuse", the paper's "++").
 
-No training code branches on a method's name: a new method is a new `Method` value
-and one registry line.
+Each part may be given by its name ("elbo", "embedding", "reuse", ...) or as an object,
+including one of your own (a subclass). No training code branches on a method's name: a
+new method is a new `Method` value and one registry line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
+from hypermeta.methods import encoder_objectives, policy_inputs, pretraining, task_targets
+from hypermeta.methods.encoder_objectives import END_TO_END, EncoderObjective
+from hypermeta.methods.policy_inputs import LATENT, PolicyInput
+from hypermeta.methods.pretraining import NO_PRETRAINING, Pretraining
+from hypermeta.methods.task_targets import NO_TARGET, TaskTarget
 from hypermeta.networks.hyper import HyperInit
 
 Conditioning = Literal["latent", "state+latent", "hyper"]
-EncoderObjective = Literal["rl", "elbo", "none"]
-PolicyInput = Literal["latent", "task"]
-TaskTarget = Literal["none", "task", "embedding", "base-net"]
-Pretrain = Literal["none", "reset", "reuse"]
+PARTS = {"encoder": encoder_objectives.BY_NAME, "policy_input": policy_inputs.BY_NAME,
+         "task_target": task_targets.BY_NAME, "pretrain": pretraining.BY_NAME}
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,28 @@ class Method:
     embedding to every weight and bias of the actor and critic base networks, which see
     only the state."""
     hyper_init: HyperInit = "bias"
-    encoder: EncoderObjective = "rl"
-    policy_input: PolicyInput = "latent"
-    task_target: TaskTarget = "none"
-    pretrain: Pretrain = "none"
+    # Each part below may also be given by its name (`PARTS`); it is stored as the object.
+    encoder: EncoderObjective = END_TO_END
+    policy_input: PolicyInput = LATENT
+    task_target: TaskTarget = NO_TARGET
+    pretrain: Pretraining = NO_PRETRAINING
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.task_target == "base-net" and self.conditioning != "hyper":
-            raise ValueError(f"{self.name}: a base-net target needs a hypernetwork")
-        if self.task_target == "task" and self.encoder == "rl":
-            raise ValueError(f"{self.name}: an end-to-end latent cannot be compared with the raw task")
-        if self.task_target == "embedding" and self.pretrain == "none":
-            raise ValueError(f"{self.name}: the task embedding g(c) is only learned by pre-training")
+        for f in fields(self):
+            value, by_name = getattr(self, f.name), PARTS.get(f.name)
+            if by_name is not None and isinstance(value, str):
+                if value not in by_name:
+                    raise ValueError(f"{self.name}: unknown {f.name} {value!r}; choose one of: {', '.join(by_name)}")
+                object.__setattr__(self, f.name, by_name[value])
+        problem = self.task_target.check(self.conditioning, self.encoder, self.pretrain)
+        if problem:
+            raise ValueError(f"{self.name}: {problem}")
 
     @property
     def variational(self) -> bool:
-        """VariBAD-type: the encoder is a Gaussian bottleneck trained by the ELBO."""
-        return self.encoder == "elbo"
+        """VariBAD-type: the encoder is a Gaussian bottleneck trained by the ELBO (it has decoders)."""
+        return self.encoder.variational
 
     @property
     def reads_state(self) -> bool:
@@ -79,9 +83,4 @@ class Method:
     @property
     def uses_task_embedding(self) -> bool:
         """The policy reads g(c_M) at some point (pre-training or always)."""
-        return self.policy_input == "task" or self.pretrain != "none"
-
-    @property
-    def has_aux_loss(self) -> bool:
-        """End to end + task inference: a weighted inference loss is added to PPO."""
-        return self.encoder == "rl" and self.task_target != "none"
+        return self.policy_input.reads_task or self.pretrain.uses_task_embedding

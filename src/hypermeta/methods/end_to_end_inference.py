@@ -9,16 +9,18 @@ generates from g(c_M). g comes from the same multi-task pre-training as TI++ (re
 """
 
 from hypermeta.methods.base import Method
+from hypermeta.methods.pretraining import REUSE_POLICY
+from hypermeta.methods.task_targets import BASE_NET, TASK_EMBEDDING
 
 RNN_HN_TI = Method(
-    "rnn-hn-ti", "RNN+HN+TI", "hyper", task_target="embedding", pretrain="reuse",
+    "rnn-hn-ti", "RNN+HN+TI", "hyper", task_target=TASK_EMBEDDING, pretrain=REUSE_POLICY,
     description="RNN+HN + weighted inference of g(c) on its latent embedding",
 )
 RNN_HN_BI = Method(
-    "rnn-hn-bi", "RNN+HN+BI", "hyper", task_target="base-net", pretrain="reuse",
+    "rnn-hn-bi", "RNN+HN+BI", "hyper", task_target=BASE_NET, pretrain=REUSE_POLICY,
     description="RNN+HN + weighted inference of the multi-task base network",
 )
 RNN_S_TI = Method(
-    "rnn-s-ti", "RNN+S+TI", "state+latent", task_target="embedding", pretrain="reuse",
+    "rnn-s-ti", "RNN+S+TI", "state+latent", task_target=TASK_EMBEDDING, pretrain=REUSE_POLICY,
     description="RNN+S + weighted inference of g(c) on its latent embedding",
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import flax.linen as nn
 import jax
@@ -34,10 +34,10 @@ import jax.numpy as jnp
 
 from hypermeta.config import InferenceConfig, ModelConfig
 from hypermeta.envs.base import Array, Discrete, Space
-from hypermeta.methods.base import Method
 from hypermeta.networks.decoders import Decoders
 from hypermeta.networks.distributions import Categorical, DiagGaussian
 from hypermeta.networks.encoder import EncoderInputs, TrajectoryEncoder
+from hypermeta.networks.hyper import HyperInit
 from hypermeta.networks.init import torch_linear
 from hypermeta.networks.policies import CONDITIONINGS, HyperPolicy, PolicyNetwork, base_net_size
 
@@ -90,12 +90,30 @@ class TaskEmbedding(nn.Module):
         return jnp.tanh(torch_linear(self.features, self.task_dim, "task_embed")(task))
 
 
+class MethodSpec(Protocol):
+    """What the networks read of a method: a `hypermeta.methods.Method`. The methods sit above
+    the networks (their parts call into training), so only the shape is named here."""
+
+    conditioning: str
+    hyper_init: HyperInit
+    encoder: Any  # methods.encoder_objectives.EncoderObjective
+    policy_input: Any  # methods.policy_inputs.PolicyInput
+    task_target: Any  # methods.task_targets.TaskTarget
+    pretrain: Any  # methods.pretraining.Pretraining
+
+    @property
+    def variational(self) -> bool: ...
+
+    @property
+    def uses_task_embedding(self) -> bool: ...
+
+
 @dataclass(frozen=True, eq=False)
 class Agent:
     """The networks of one method and pure functions over their parameters (a dict of groups)."""
 
     model: ModelConfig
-    method: Method
+    method: MethodSpec
     action_space: Space
     obs_dim: int
     task_dim: int = 1
@@ -121,7 +139,7 @@ class Agent:
             "task_net": TaskEmbedding(m.policy_latent_embed, self.task_dim) if method.uses_task_embedding else None,
             "decoders": Decoders(
                 inf.reward_decoder if inf.decode_reward else None, inf.state_decoder if inf.decode_state else None,
-                inf.task_decoder if method.task_target != "none" else None, self.obs_dim, self.task_target_dim,
+                inf.task_decoder if method.task_target.decoded else None, self.obs_dim, self.task_target_dim,
                 m.latent_dim, m.encoder_state_embed, m.encoder_action_embed, self.num_cells,
             ) if method.variational else None,
         }
@@ -147,14 +165,7 @@ class Agent:
     @property
     def task_target_dim(self) -> int:
         """Size of what task inference reconstructs."""
-        target = self.method.task_target
-        if target == "task":
-            return self.task_dim
-        if target == "embedding":
-            return self.model.policy_latent_embed
-        if target == "base-net":
-            return self.base_net_size
-        return 0
+        return self.method.task_target.dim(self)
 
     @property
     def base_net_size(self) -> int:

@@ -2,16 +2,15 @@
 
 The conditioning embedding is e_t = tanh(Linear(z_t)) from the encoder's latent, or
 g(c) = tanh(Linear(norm(c_M))) from the true task while a method pre-trains its
-multi-task policy (or always, for the multi-task oracle). VariBAD-type latents
-(mu, log sigma^2) are normalised by running statistics and their gradient is stopped:
-only the ELBO trains that encoder. End-to-end latents are used raw, with gradient
-(the reference forbids normalising a latent that PPO trains through).
+multi-task policy (or always, for the multi-task oracle); the method's parts decide
+(`methods.policy_inputs`, `methods.pretraining`). VariBAD-type latents (mu, log sigma^2)
+are normalised by running statistics and their gradient is stopped: only the ELBO trains
+that encoder. End-to-end latents are used raw, with gradient (the reference forbids
+normalising a latent that PPO trains through; `methods.encoder_objectives`).
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 from flax import struct
 
 from hypermeta.envs.base import Array
@@ -48,16 +47,7 @@ def embedding(agent: Agent, params, norms: Normalizers, latent: Array, task: Arr
 
     `latent_gradient` keeps the gradient with respect to a VariBAD-type latent (only the
     latent-gradient analysis asks for it; training stops it)."""
-    method = agent.method
-    if method.policy_input == "task":
-        return task_embedding(agent, params, norms, task)
-    if method.variational:
-        latent = norms.latent.normalize(latent)
-        latent = latent if latent_gradient else jax.lax.stop_gradient(latent)
-    e = agent.embed_latent(params, latent)
-    if method.pretrain == "none":
-        return e
-    return jnp.where(use_task, task_embedding(agent, params, norms, task), e)
+    return agent.method.policy_input.embedding(agent, params, norms, latent, task, use_task, latent_gradient)
 
 
 def policy(agent: Agent, params, norms: Normalizers, obs: Array, latent: Array, task: Array, use_task: Array | bool,

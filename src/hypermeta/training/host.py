@@ -44,9 +44,8 @@ from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.envs.host import HostEnvironment, make_vector_env
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_features
+from hypermeta.training.experience import EnvCarry, Rollout
 from hypermeta.training.rollout import (
-    EnvCarry,
-    Rollout,
     act,
     add_returns,
     chunk_means,

@@ -1,4 +1,4 @@
-"""Task inference: the VariBAD ELBO, its optimiser, and the end-to-end auxiliary loss.
+"""Task inference: the VariBAD ELBO and its optimiser.
 
 ELBO on a batch of stored trials (original-implementation.md 2.3, paper section 3.3):
 the encoder is replayed from the zero state over each whole trial; step t's output is
@@ -23,7 +23,8 @@ per-trial sum by B (the scale without the mismatch); "trial" keeps the per-trial
 Batches hold distinct trials (drawn without replacement), fewer while the buffer is
 smaller than a batch; averages are over the batch's real trials.
 Targets: the raw task c_M (TI Naive), g(c_M) (TI), or the base network the
-hypernetwork generates for g(c_M) (BI), always without gradient.
+hypernetwork generates for g(c_M) (BI), always without gradient (`methods.task_targets`;
+the same targets give end-to-end methods their auxiliary loss there).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.networks.agent import Agent, group_labels
 from hypermeta.networks.decoders import Decoders
 from hypermeta.networks.encoder import EncoderInputs
-from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.trial_buffer import TrialBuffer, Trials
 
@@ -78,17 +78,6 @@ def running_hidden(agent: Agent, params, running: Trials) -> Array:
     carry, _ = agent.encode_sequence(params, initial, inputs)
     started = running.length > 0
     return jax.tree.map(lambda c, i: jnp.where(started.reshape((n,) + (1,) * (c.ndim - 1)), c, i), carry, initial)
-
-
-def task_target(agent: Agent, params, norms: Normalizers, task: Array) -> Array:
-    """What task inference reconstructs for raw task vectors (no gradient)."""
-    target = agent.method.task_target
-    if target == "task":
-        return task
-    g = conditioning.task_embedding(agent, params, norms, task)
-    if target == "base-net":
-        g = agent.base_net(params, g)
-    return jax.lax.stop_gradient(g)
 
 
 def elbo_steps(key: PRNGKey, length: Array, padded: int, n: int) -> tuple[Array, Array]:
@@ -167,8 +156,8 @@ def elbo_loss(params, agent: Agent, norms: Normalizers, trials: Trials, key: PRN
         pred = agent.decoder(params, Decoders.state_prediction, z_pairs, pairs(trials.obs), pairs(trials.action))
         # Mean over the state's dimensions, as the reference's MSE.
         state_rec = jnp.sum(jnp.mean((pred - pairs(trials.next_obs)) ** 2, axis=-1) * pair_mask) / real_trials
-    if m.task_target != "none":
-        target = task_target(agent, params, norms, trials.task)
+    if m.task_target.decoded:
+        target = m.task_target.value(agent, params, norms, trials.task)
         err = agent.decoder(params, Decoders.task_error, z_t, target[:, None])
         # Mean over the target's dimensions (25 for g(c), ~198k for a base network), as the reference.
         task_loss = jnp.sum(err / target.shape[-1] * mask_t) / summed
@@ -204,20 +193,3 @@ def vae_update(agent: Agent, tx: optax.GradientTransformation, cfg: InferenceCon
 
     (params, opt_state), stats = jax.lax.scan(one, (params, opt_state), jax.random.split(key, cfg.updates))
     return params, opt_state, jax.tree.map(jnp.mean, stats)
-
-
-def aux_loss(agent: Agent, params, norms: Normalizers, e: Array, task: Array) -> Array:
-    """End-to-end + task inference: mean squared error of the policy's conditioning against the
-    target, averaged over items and dimensions (the reference's `add_ti_loss`: `.mean()`).
-
-    TI: the latent embedding e_t against g(c_M). BI: the base network the hypernetwork
-    generates from e_t against the one it generates from g(c_M); the generator is affine
-    in its input, so that distance is d^T G d with d = e_t - g(c_M) and G the heads'
-    Gram matrix, and no 198k-dimensional vector is formed. The loss trains the encoder
-    (through e_t) only: g and G carry no gradient.
-    """
-    d = e - jax.lax.stop_gradient(conditioning.task_embedding(agent, params, norms, task))
-    if agent.method.task_target == "base-net":
-        gram = jax.lax.stop_gradient(agent.base_net_gram(params))
-        return jnp.mean(jnp.einsum("...i,ij,...j->...", d, gram, d)) / agent.base_net_size
-    return jnp.mean(d**2)

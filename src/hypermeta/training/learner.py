@@ -27,10 +27,11 @@ from hypermeta.envs.base import Array, EnvironmentBase
 from hypermeta.envs.registry import make_env
 from hypermeta.envs.trial import TrialWrapper
 from hypermeta.methods.registry import get_method
-from hypermeta.networks.agent import PARAM_GROUPS, Agent, action_feature_dim, action_features
-from hypermeta.training import conditioning, inference, ppo
+from hypermeta.networks.agent import PARAM_GROUPS, Agent, action_feature_dim
+from hypermeta.training import inference, ppo
 from hypermeta.training.conditioning import Normalizers
-from hypermeta.training.rollout import Collector, EnvCarry, Rollout, encoder_inputs, make_collector
+from hypermeta.training.experience import EnvCarry, Rollout, encoder_inputs
+from hypermeta.training.rollout import Collector, make_collector
 from hypermeta.training.trial_buffer import TrialBuffer
 
 
@@ -52,9 +53,7 @@ class RunState:
 
 def pretrain_updates(cfg: TrainConfig) -> int:
     """Updates of the budget spent in multi-task pre-training (0 for methods without it)."""
-    if get_method(cfg.method).pretrain == "none":
-        return 0
-    return min(cfg.inference.pretrain_updates, cfg.num_updates)
+    return get_method(cfg.method).pretrain.updates(cfg)
 
 
 class Learner:
@@ -84,12 +83,10 @@ class Learner:
         carry = self.collector.initial_carry(self.agent, env_key, num_envs)
         params = self.init_params(init_key, carry)
         obs_dim, task_dim = self.wrapper.observation_space.shape[0], self.wrapper.task_dim
-        variational = self.method.variational
-        trials = TrialBuffer.create(
-            self.cfg.inference.buffer_trials if variational else num_envs, num_envs,
-            self.wrapper.max_trial_steps if variational else 1, obs_dim, action_feature_dim(self.wrapper.action_space),
-            obs_dim, task_dim,
-        )
+        buffer_trials, trial_steps = self.method.encoder.buffer_shape(self.cfg.inference, num_envs,
+                                                                      self.wrapper.max_trial_steps)
+        trials = TrialBuffer.create(buffer_trials, num_envs, trial_steps, obs_dim,
+                                    action_feature_dim(self.wrapper.action_space), obs_dim, task_dim)
         return RunState(
             params=params,
             opt_state=self.tx.init(params),
@@ -116,20 +113,6 @@ class Learner:
             return state.lr * (1.0 - state.update / max(self.cfg.num_updates, 1))
         return state.lr
 
-    def extra_loss(self) -> Callable | None:
-        """The end-to-end + task inference auxiliary loss PPO adds (None for other methods):
-        `aux_weight` x the distance of the policy's conditioning to the task target."""
-        if not self.method.has_aux_loss:
-            return None
-        weight = self.cfg.inference.aux_weight
-
-        def aux(params, norms: Normalizers, mb: ppo.Minibatch) -> tuple[Array, dict[str, Array]]:
-            e = conditioning.embedding(self.agent, params, norms, mb.latent, mb.task, False)
-            loss = inference.aux_loss(self.agent, params, norms, e, mb.task)
-            return weight * loss, {"task_inference_loss": loss}
-
-        return aux
-
     def learn(self, state: RunState, rollout: Rollout, carry: EnvCarry, key: Array) -> tuple[RunState, dict]:
         """The PPO update from a collected rollout (every collector calls it)."""
         cfg = self.cfg.ppo
@@ -140,44 +123,26 @@ class Learner:
         params, opt_state, stats = ppo.update(
             self.agent, self.tx, cfg, state.params, state.opt_state, state.norms,
             rollout, scaled, self.current_lr(state), ppo_key, grad_info=self.cfg.grad_info,
-            use_task=pretraining, extra_loss=self.extra_loss(),
+            use_task=pretraining, extra_loss=self.method.encoder.extra_loss(self.agent, self.cfg.inference.aux_weight),
         )
-        state = state.replace(params=params, opt_state=opt_state)
-        if self.method.variational:
-            state, carry, vae_stats = self._train_inference(state, rollout, carry, pretraining, vae_key)
-            stats.update(vae_stats)
+        # The encoder's own objective (the ELBO of VariBAD-type methods; nothing for others).
+        params, vae_opt_state, trials, carry, encoder_stats = self.method.encoder.train(
+            self.agent, self.vae_tx, self.cfg.inference, params, state.vae_opt_state, state.norms, state.trials,
+            rollout, carry, self.method.pretrain.inference_learns(pretraining), vae_key,
+        )
+        stats.update(encoder_stats)
+        state = state.replace(params=params, opt_state=opt_state, vae_opt_state=vae_opt_state, trials=trials)
         # Normalisation statistics change only between updates, so the log-probs stored
         # while acting match those recomputed in the first PPO epoch exactly.
         norms = state.norms.update(rollout.obs, rollout.latent, rollout.task)
         stats["train_reward"] = jnp.mean(rollout.reward)
         state = state.replace(norms=norms, reward_scaler=reward_scaler, carry=carry, update=state.update + 1)
-        if self.method.pretrain == "reset":
-            state = jax.lax.cond(state.update == self.pretrain_updates, self._reset_policy, lambda s, k: s, state, reset_key)
+        state = self.method.pretrain.after_update(state, state.update, self.pretrain_updates, self._reset_policy,
+                                                  reset_key)
         return state, stats
 
-    def _train_inference(self, state: RunState, rollout: Rollout, carry: EnvCarry, pretraining: Array, key: Array):
-        """File the rollout's finished trials, take the ELBO steps, re-encode the running trials.
-
-        Every trial is filed, pre-training ones included: the reference inserts every step
-        into the VAE's buffer (`metalearner.py`, `vae.rollout_storage.insert`), so the
-        methods with a policy reset (TI, TI+HN) start meta-training with a buffer of
-        multi-task-policy trials. Those methods freeze task inference while pre-training
-        (`freeze_vae_during_warmup`); the "++" methods train it throughout.
-        """
-        learn = ~pretraining if self.method.pretrain == "reset" else jnp.asarray(True)
-        a_feat = action_features(self.wrapper.action_space, rollout.action)
-        trials = state.trials.add(rollout.obs, a_feat, rollout.reward, rollout.next_obs, rollout.cell,
-                                  rollout.cell_hit, rollout.task, rollout.done)
-        params, vae_opt_state, stats = inference.vae_update(
-            self.agent, self.vae_tx, self.cfg.inference, state.params, state.vae_opt_state, state.norms, trials, key,
-            enabled=learn,
-        )
-        # The carried hidden state came from the encoder before this update: recompute it.
-        carry = carry.replace(hidden=inference.running_hidden(self.agent, params, trials.running))
-        return state.replace(params=params, vae_opt_state=vae_opt_state, trials=trials), carry, stats
-
     def _reset_policy(self, state: RunState, key: Array) -> RunState:
-        """End of pre-training without "++": fresh parameters for the groups marked so in
+        """End of pre-training without "++" (`methods.pretraining`): fresh parameters for the groups marked so in
         PARAM_GROUPS (the policy), keeping the others (the encoder, the decoders and the task
         embedding g), and a fresh PPO optimiser state."""
         fresh = self.init_params(key, state.carry)

@@ -27,8 +27,8 @@ from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.networks.agent import Agent, group_labels
 from hypermeta.training import conditioning
 from hypermeta.training.conditioning import Normalizers
+from hypermeta.training.experience import Rollout
 from hypermeta.training.normalize import RunningMeanStd
-from hypermeta.training.rollout import Rollout
 
 
 @struct.dataclass
@@ -130,11 +130,11 @@ adds its own objective (the end-to-end + task inference auxiliary loss) to PPO's
 def policy_latents(agent: Agent, params, rollout: Rollout) -> Array:
     """The (T, E, F) latents the policy reads in the update.
 
-    Where PPO trains the encoder (`encoder == "rl"`) they are replayed from the rollout's
+    Where PPO trains the encoder (`EncoderObjective.trained_by_ppo`) they are replayed from the rollout's
     initial hidden state with the current parameters (a graph through the encoder);
     otherwise the latents stored while acting are those the replay would give.
     """
-    if agent.method.encoder == "rl":
+    if agent.method.encoder.trained_by_ppo:
         return replay_latents(agent, params, rollout)
     return rollout.latent
 
