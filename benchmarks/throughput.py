@@ -61,7 +61,7 @@ on a CPU the default (auto = 1) is the fastest for RNN, see docs/results/gpu-gri
     python benchmarks/throughput.py --env ml10 --methods rnn rnn-hn --runs 1 --chunks 1 \
         --updates-per-chunk 2 --env-steps 8 --vector-env sync async
 
-A host environment (ml10) trains through its collector, `hypermeta.training.host.HostCollector` (gymnasium
+A host environment (ml10) trains through its collector, `hypermeta.training.collectors.host_collector.HostCollector` (gymnasium
 vector env, `--vector-env sync|async`), with the family's evaluation (10 trials per split
 on ML10) after each chunk, exactly as `hypermeta train`.
 
@@ -160,9 +160,9 @@ def measure(env: str, method: str, runs: int, chunks: int, parallel_runs: int, u
     import jax
 
     from hypermeta.families import method_defaults
+    from hypermeta.training.collectors.jax_collector import JaxCollector
     from hypermeta.training.learner import Learner
     from hypermeta.training.loop import resolve_parallel_runs
-    from hypermeta.training.rollout import JaxCollector
 
     base = method_defaults(env, method)  # the family's settings as this method uses them
     if updates_per_chunk:

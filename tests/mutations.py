@@ -38,7 +38,7 @@ MUTATIONS = [
     ("missing stop-gradient on the ELBO latent", "src/hypermeta/methods/encoder_objectives.py",
      "return latent if keep_gradient else jax.lax.stop_gradient(latent)", "return latent",
      ["tests/test_inference.py::test_ppo_loss_does_not_reach_a_variational_encoder", "tests/test_inference.py::test_policy_reads_a_variational_latent_without_its_gradient", "tests/test_grad_info.py"]),
-    ("host/JAX carry mismatch (the old task after a trial end)", "src/hypermeta/training/host.py",
+    ("host/JAX carry mismatch (the old task after a trial end)", "src/hypermeta/training/collectors/host_collector.py",
      'trial_state = _trial_state(r(info["next_task"]), episode, shape)',
      'trial_state = _trial_state(r(info["task"]), episode, shape)',
      ["tests/test_host.py"]),

@@ -9,9 +9,11 @@ from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import JaxOnHost
 from hypermeta.envs.trial import TrialWrapper
-from hypermeta.training.host import HostCollector
+from hypermeta.training.collectors.base import first_carry
+from hypermeta.training.collectors.host_collector import HostCollector
+from hypermeta.training.collectors.jax_collector import JaxCollector
+from hypermeta.training.collectors.registry import make_collector
 from hypermeta.training.learner import Learner
-from hypermeta.training.rollout import JaxCollector, first_carry, make_collector
 
 CFG = TrainConfig(env="grid-world", method="rnn-hn", model=ModelConfig(gru=GRUConfig(8), policy_state_embed=4,
                   policy_latent_embed=4, policy_hidden=(8,)), ppo=PPOConfig(num_envs=2, num_steps=5, minibatches=1))
@@ -30,7 +32,7 @@ class FakeCollector:
         real = JaxCollector(TrialWrapper(env, env.episodes_per_trial), CFG).initial_carry(agent, key, num_envs)
         return first_carry(agent, real.trial_state, obs)
 
-    def compile_chunk(self, learner, parallel_runs=0):
+    def compile_chunk(self, steps, parallel_runs=0):
         self.calls.append(("compile_chunk", parallel_runs))
         return "the fake's chunk"
 
@@ -57,7 +59,27 @@ def test_collectors_are_chosen_by_the_environment_type():
         make_collector("not an environment", wrapper, CFG)
 
 
+def test_a_new_kind_of_environment_registers_its_collector(monkeypatch):
+    """The table is explicit: a registered kind gets its own collector, and so do its
+    subclasses (nearest class first); other environments keep theirs."""
+    from hypermeta.training.collectors import registry
+
+    class MyKind(GridWorld):
+        pass
+
+    class MyKindVariant(MyKind):
+        pass
+
+    monkeypatch.setattr(registry, "COLLECTORS", dict(registry.COLLECTORS))
+    made = []
+    registry.register_collector(MyKind, lambda env, wrapper, cfg: made.append(type(env).__name__) or FakeCollector())
+    wrapper = TrialWrapper(GridWorld(), GridWorld().episodes_per_trial)
+    assert isinstance(make_collector(MyKindVariant(), wrapper, CFG), FakeCollector)
+    assert isinstance(make_collector(GridWorld(), wrapper, CFG), JaxCollector)
+    assert made == ["MyKindVariant"]
+
+
 def test_a_host_collector_says_when_it_is_used_before_compile_chunk():
     collector = Learner(CFG, env=JaxOnHost(GridWorld())).collector
     with pytest.raises(RuntimeError, match="compile_chunk"):
-        collector.learner  # noqa: B018
+        collector.agent  # noqa: B018

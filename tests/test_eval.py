@@ -35,8 +35,8 @@ from hypermeta.evaluation import (
     run_eval,
 )
 from hypermeta.rundir import run_key
+from hypermeta.training.collectors.base import eval_keys, update_keys
 from hypermeta.training.learner import Learner
-from hypermeta.training.rollout import eval_keys, update_keys
 
 TINY = dict(model=ModelConfig(gru=GRUConfig(16), policy_state_embed=8, policy_hidden=(16, 8), latent_dim=3),
             ppo=PPOConfig(num_envs=4, num_steps=15, minibatches=2))

@@ -18,7 +18,7 @@ from hypermeta.envs.base import Box, Environment
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment, JaxOnHost, JaxTaskEnv, TrialEnv, make_vector_env
 from hypermeta.envs.registry import ENVIRONMENTS, EnvSpec
-from hypermeta.training.host import HostCollector
+from hypermeta.training.collectors.host_collector import HostCollector
 from hypermeta.training.learner import Learner
 from hypermeta.training.loop import Stopped, train
 

@@ -90,12 +90,9 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-# Circles closed only by imports for type hints. The one left: the collectors name the learner's
-# types because the learner hands itself to them (compile_chunk); it goes when collectors are driven
-# by the learner's pure functions (issue 29, item 4). Shrink this list; never grow it.
-KNOWN_TYPE_ONLY_CIRCLES = [
-    ["hypermeta.training.host", "hypermeta.training.learner", "hypermeta.training.rollout"],
-]
+# Circles closed only by imports for type hints: none since the collectors are driven by the
+# learner's pure functions (`LearnerSteps`) and read `RunState` from its own module. Keep it empty.
+KNOWN_TYPE_ONLY_CIRCLES: list[list[str]] = []
 
 
 def test_type_only_import_circles_do_not_grow():

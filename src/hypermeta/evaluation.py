@@ -54,8 +54,8 @@ from hypermeta.envs.mjx_env import MjxEnv
 from hypermeta.envs.registry import make_env
 from hypermeta.errors import UsageError
 from hypermeta.rundir import RunDir, atomic_write_bytes, atomic_write_json, run_key
+from hypermeta.training.collectors.jax_collector import JaxCollector
 from hypermeta.training.learner import Learner
-from hypermeta.training.rollout import JaxCollector
 
 Z95 = 1.96
 
@@ -153,7 +153,7 @@ def evaluate_runs(learner: Learner, params, norms, indices: list[int], seed: int
             k = jax.random.PRNGKey(seed) if key is None else key
             results[i] = {"": {"returns": np.asarray(fn(_one(params, i), _one(norms, i), k))}}
         return results
-    collector.compile_chunk(learner)  # the host collector's jitted policy steps
+    collector.compile_chunk(learner.steps)  # the host collector's jitted policy steps
     collector.open_eval_envs()
     for i in indices:
         results[i] = {}
@@ -351,7 +351,7 @@ def render_host(learner, params, norms, seed: int, n: int, folder: Path, name: s
 
     headless_gl()
     collector = learner.collector
-    collector.compile_chunk(learner)
+    collector.compile_chunk(learner.steps)
     collector.open_eval_envs()
     frames: list[list[np.ndarray]] = [[] for _ in range(n)]
     renderers: dict[int, Any] = {}

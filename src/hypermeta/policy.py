@@ -23,7 +23,7 @@ action and reward (zeros at a trial start), and after the K-th episode end start
 trial with fresh memory: draw a new task then. `policy.episodes_per_trial` is K. Actions
 are deterministic (the distribution's mode, as in evaluation) unless `act` gets a key.
 
-This is the evaluation's own step (`hypermeta.training.rollout.act` and `next_carry`), jitted:
+This is the evaluation's own step (`hypermeta.training.collectors.base.act` and `next_carry`), jitted:
 a loop that plays the tasks `hypermeta eval` plays gets its actions and returns.
 """
 
@@ -44,8 +44,8 @@ from hypermeta.envs.base import Array, EnvironmentBase, Space
 from hypermeta.envs.trial import TrialState
 from hypermeta.errors import UsageError
 from hypermeta.networks.agent import Agent, action_feature_dim, action_features
+from hypermeta.training.collectors.base import act, next_carry
 from hypermeta.training.conditioning import Normalizers
-from hypermeta.training.rollout import act, next_carry
 
 
 @struct.dataclass

@@ -18,7 +18,7 @@ auto-resets (and its autoreset mode does not matter): the stream never stops.
 
 A `HostEnvironment` declares sizes and spaces like `Environment` and builds task envs;
 `make_vector_env` vectorises `TrialEnv`s with gymnasium's `SyncVectorEnv` (default) or
-`AsyncVectorEnv` (one process per environment). `hypermeta.training.host` trains on them.
+`AsyncVectorEnv` (one process per environment). `hypermeta.training.collectors.host_collector` trains on them.
 """
 
 from __future__ import annotations

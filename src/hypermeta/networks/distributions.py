@@ -8,7 +8,9 @@ from flax import struct
 
 from hypermeta.envs.base import Array, PRNGKey
 
-LOG_STD_MIN = float(jnp.log(1e-6))  # the reference's std floor of 1e-6
+# The reference's std floor of 1e-6: log(1e-6) in float32, written out so that importing this
+# module starts no JAX backend (a sweep driver plans without one).
+LOG_STD_MIN = -13.815510749816895
 
 
 @struct.dataclass

@@ -6,22 +6,20 @@
     chunk = learner.compile_chunk()                 # chunk(states, n): n updates, one evaluation
 
 The learner owns the agent, the optimisers and the update; a collector
-(`training.rollout`: JAX environments in the compiled program, `training.host`:
-gymnasium environments stepped in Python) produces the rollouts and evaluations and
-calls `learn`. With a JAX collector every (seed, lr) pair trains in one compiled program,
-and `train_update`, `train_chunk` and `evaluate` are the collector's pure steps.
+(`training.collectors`: JAX environments in the compiled program, gymnasium environments
+stepped in Python) produces the rollouts and evaluations, driven by the learner's pure
+functions (`steps`: the agent, `learn`, `pretraining`), never by the learner itself. With a
+JAX collector every (seed, lr) pair trains in one compiled program, and `train_update`,
+`train_chunk` and `evaluate` are the collector's pure steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-import hypermeta.training.host  # noqa: F401  (registers the host collector for gymnasium environments)
 from hypermeta.config import TrainConfig
 from hypermeta.envs.base import Array, EnvironmentBase
 from hypermeta.envs.registry import make_env
@@ -29,26 +27,12 @@ from hypermeta.envs.trial import TrialWrapper
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.agent import PARAM_GROUPS, Agent, action_feature_dim
 from hypermeta.training import inference, ppo
+from hypermeta.training.collectors.base import Collector, LearnerSteps
+from hypermeta.training.collectors.registry import make_collector
 from hypermeta.training.conditioning import Normalizers
 from hypermeta.training.experience import EnvCarry, Rollout, encoder_inputs
-from hypermeta.training.rollout import Collector, make_collector
+from hypermeta.training.run_state import RunState
 from hypermeta.training.trial_buffer import TrialBuffer
-
-
-@struct.dataclass
-class RunState:
-    """Everything one run needs to continue; checkpointed as is."""
-
-    params: Any
-    opt_state: Any
-    vae_opt_state: Any  # the ELBO's optimiser (VariBAD-type methods; unused otherwise)
-    norms: Normalizers
-    reward_scaler: ppo.RewardScaler
-    carry: EnvCarry
-    trials: TrialBuffer  # completed trials for the ELBO (a 1-trial stub for other methods)
-    key: Array
-    lr: Array  # base learning rate of the run
-    update: Array  # int32: updates done so far
 
 
 def pretrain_updates(cfg: TrainConfig) -> int:
@@ -152,19 +136,24 @@ class Learner:
 
     # --- the collector's steps ---------------------------------------------------------------
 
+    @property
+    def steps(self) -> LearnerSteps:
+        """The pure functions a collector drives: the agent, `learn` and `pretraining`."""
+        return LearnerSteps(agent=self.agent, learn=self.learn, pretraining=self.pretraining)
+
     def compile_chunk(self, parallel_runs: int = 0) -> Callable:
         """`chunk(states, num_updates)`: that many updates of every run (a leading run axis),
         then one evaluation; metrics are chunk means. From the collector (for JAX environments,
         one jitted program; `parallel_runs` runs side by side, 0 = all)."""
-        return self.collector.compile_chunk(self, parallel_runs)
+        return self.collector.compile_chunk(self.steps, parallel_runs)
 
     def train_update(self, state: RunState) -> tuple[RunState, dict]:
         """Collect one rollout and update on it (JAX collector)."""
-        return self.collector.train_update(self, state)
+        return self.collector.train_update(self.steps, state)
 
     def train_chunk(self, state: RunState, num_updates: int | Array) -> tuple[RunState, dict]:
         """`num_updates` updates then one evaluation (JAX collector)."""
-        return self.collector.train_chunk(self, state, num_updates)
+        return self.collector.train_chunk(self.steps, state, num_updates)
 
     def evaluate(self, params, norms: Normalizers, key: Array) -> Array:
         """Mean return of each episode of a trial, (K,), over `eval_trials` fresh tasks (JAX collector)."""

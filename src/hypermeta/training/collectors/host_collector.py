@@ -1,19 +1,19 @@
 """The host collector: gymnasium vector envs stepped in Python, with the policy step and the
-PPO update jitted and shared with the JAX path (`training.rollout`'s collector contract).
+PPO update jitted and shared with the JAX path (`collectors.base`'s contract and rules).
 
     learner = Learner(cfg)                           # a HostEnvironment gets a HostCollector
     chunk = learner.compile_chunk()                  # chunk(states, n) -> (states, metrics)
     learner.collector.close()
 
 One update of every run, side by side (runs are vmapped, each with its own `num_envs`
-environments of one vector env), with the shared rules of `training.rollout`:
+environments of one vector env), with the shared rules of `collectors.base`:
 
 1. split each run's key with `update_keys` (so a host run and a JAX run with the same seed
    sample the same actions);
 2. `num_steps` times: the jitted, run-vmapped policy step (`act`, a sampled action) on
    the carried encoder inputs, then one step of the vector env; `step_record` and
    `next_carry` as in the JAX collector;
-3. stack the steps into a `Rollout` and call the same jitted `Learner.learn`.
+3. stack the steps into a `Rollout` and call the same jitted `learn` (`LearnerSteps`).
 
 Evaluation plays one fresh trial in each of `eval_trials` environments per split (the
 train and test task sets of ML10), with deterministic actions, one run after another,
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,23 +44,21 @@ from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.envs.host import HostEnvironment, make_vector_env
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_features
-from hypermeta.training.experience import EnvCarry, Rollout
-from hypermeta.training.rollout import (
+from hypermeta.training.collectors.base import (
+    LearnerSteps,
     act,
     add_returns,
     chunk_means,
     eval_keys,
     first_carry,
-    make_collector,
     next_carry,
     sample_step,
     step_record,
     update_keys,
     vmap_runs,
 )
-
-if TYPE_CHECKING:  # the learner calls collectors; collectors only read it
-    from hypermeta.training.learner import Learner, RunState
+from hypermeta.training.experience import EnvCarry, Rollout
+from hypermeta.training.run_state import RunState
 
 
 def _by_env(x: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -75,7 +73,7 @@ def _trial_state(task: np.ndarray, episode: np.ndarray, shape: tuple[int, ...]) 
 
 
 class HostCollector:
-    """The runs of a learner whose environment is a `HostEnvironment`; see the module docstring."""
+    """The runs of a `HostEnvironment`; see the module docstring."""
 
     def __init__(self, env: HostEnvironment, wrapper: TrialWrapper, cfg: TrainConfig):
         self.env, self.wrapper, self.cfg = env, wrapper, cfg
@@ -83,13 +81,13 @@ class HostCollector:
         self.num_runs = 0  # set when the environments open (the first chunk)
         self.envs = None
         self.eval_envs: dict = {}
-        self._learner: Learner | None = None
+        self._steps: LearnerSteps | None = None
 
     @property
-    def learner(self) -> Learner:
-        if self._learner is None:
-            raise RuntimeError("HostCollector: call compile_chunk(learner) before collecting")
-        return self._learner
+    def agent(self) -> Agent:
+        if self._steps is None:
+            raise RuntimeError("HostCollector: call compile_chunk(steps) before collecting")
+        return self._steps.agent
 
     # --- the collector contract ------------------------------------------------------------
 
@@ -101,16 +99,16 @@ class HostCollector:
         return jax.tree.map(jnp.asarray, first_carry(agent, trial_state,
                                                      jnp.zeros(shape + self.wrapper.observation_space.shape)))
 
-    def compile_chunk(self, learner: Learner, parallel_runs: int = 0) -> Callable:
+    def compile_chunk(self, steps: LearnerSteps, parallel_runs: int = 0) -> Callable:
         """`chunk(states, n)`: n updates of every run, then one evaluation (`parallel_runs`
         does not apply: all runs step together)."""
-        self._learner = learner
-        self._pretraining = jax.jit(jax.vmap(learner.pretraining))
+        self._steps = steps
+        self._pretraining = jax.jit(jax.vmap(steps.pretraining))
         self._policy = jax.jit(vmap_runs(self._policy_step))
         self._eval_policy = jax.jit(self._eval_step)
         self._keys = jax.jit(jax.vmap(lambda key: update_keys(key, self.cfg.ppo.num_steps)))
         self._eval_keys = jax.jit(jax.vmap(self._eval_seed))
-        self._learn = jax.jit(vmap_runs(learner.learn), donate_argnums=0)
+        self._learn = jax.jit(vmap_runs(steps.learn), donate_argnums=0)
         return self.chunk
 
     def close(self) -> None:
@@ -124,12 +122,12 @@ class HostCollector:
 
     def _policy_step(self, params, norms, carry: EnvCarry, key: Array, use_task: Array):
         """One run's `sample_step` (as `JaxCollector.collect`) and the action's encoder features."""
-        hidden, latent, action, log_prob, value = sample_step(self.learner.agent, params, norms, carry, key, use_task)
+        hidden, latent, action, log_prob, value = sample_step(self.agent, params, norms, carry, key, use_task)
         return hidden, latent, action, log_prob, value, action_features(self.wrapper.action_space, action)
 
     def _eval_step(self, params, norms, carry: EnvCarry):
         """Deterministic action for evaluation, as in `JaxCollector.evaluate`."""
-        hidden, _, dist, _ = act(self.learner.agent, params, norms, carry)
+        hidden, _, dist, _ = act(self.agent, params, norms, carry)
         action = dist.mode()
         return hidden, action, action_features(self.wrapper.action_space, action)
 
@@ -143,7 +141,7 @@ class HostCollector:
     def _first(self, obs: np.ndarray, info: dict, shape: tuple[int, ...]) -> EnvCarry:
         """The carry of freshly reset envs (one row per env, reshaped to `shape`)."""
         trial_state = _trial_state(_by_env(info["task"], shape), np.zeros(shape), shape)
-        return first_carry(self.learner.agent, trial_state, jnp.asarray(_by_env(obs, shape), jnp.float32))
+        return first_carry(self.agent, trial_state, jnp.asarray(_by_env(obs, shape), jnp.float32))
 
     def _next(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Any,
               shape: tuple[int, ...]) -> EnvCarry:
@@ -178,10 +176,7 @@ class HostCollector:
         seeds = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 1), (self.num_envs,), 0, 2**31 - 1))(states.key)
         obs, info = self.envs.reset(seed=[int(s) for s in np.asarray(seeds).ravel()])
         carry = self._first(obs, info, shape).replace(hidden=states.carry.hidden)
-        running = states.trials.running
-        trials = states.trials.replace(running=running.replace(length=jnp.zeros_like(running.length)))
-        scaler = states.reward_scaler.replace(ret=jnp.zeros_like(states.reward_scaler.ret))  # returns of new trials
-        return states.replace(carry=jax.tree.map(jnp.asarray, carry), trials=trials, reward_scaler=scaler)
+        return states.restart_trials(jax.tree.map(jnp.asarray, carry))
 
     def collect_runs(self, states: RunState) -> tuple[RunState, Rollout, EnvCarry, Array]:
         """One rollout of every run; returns (states with their next keys, rollout, carry, update keys)."""
@@ -273,8 +268,3 @@ class HostCollector:
         states = states.replace(key=next_key)
         metrics.update(self.evaluate_runs(states, np.asarray(seeds)))
         return states, metrics
-
-
-@make_collector.register
-def _(env: HostEnvironment, wrapper: TrialWrapper, cfg: TrainConfig) -> HostCollector:
-    return HostCollector(env, wrapper, cfg)

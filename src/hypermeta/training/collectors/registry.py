@@ -1,0 +1,44 @@
+"""Which collector steps which kind of environment: one table, read by the learner.
+
+* `Environment` (pure JAX: the grid-worlds, MuJoCo in MJX, gymnax, XLand-MiniGrid):
+  `JaxCollector`, inside the compiled program;
+* `HostEnvironment` (gymnasium vector envs: C MuJoCo, Meta-World, any gymnasium env):
+  `HostCollector`, stepped in Python.
+
+A new kind of environment registers its collector with `register_collector`; the kind
+is looked up along the environment's class hierarchy, nearest class first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hypermeta.config import TrainConfig
+from hypermeta.envs.base import Environment
+from hypermeta.envs.host import HostEnvironment
+from hypermeta.envs.trial import TrialWrapper
+from hypermeta.training.collectors.base import Collector
+from hypermeta.training.collectors.host_collector import HostCollector
+from hypermeta.training.collectors.jax_collector import JaxCollector
+
+CollectorFactory = Callable[[Any, TrialWrapper, TrainConfig], Collector]
+
+COLLECTORS: dict[type, CollectorFactory] = {
+    Environment: lambda env, wrapper, cfg: JaxCollector(wrapper, cfg),
+    HostEnvironment: HostCollector,
+}
+
+
+def register_collector(kind: type, factory: CollectorFactory) -> None:
+    """Collect rollouts of environments of class `kind` (and its subclasses) with
+    `factory(env, trial_wrapper, cfg)`."""
+    COLLECTORS[kind] = factory
+
+
+def make_collector(env: Any, wrapper: TrialWrapper, cfg: TrainConfig) -> Collector:
+    """The collector of an environment, by its class (the nearest registered one)."""
+    for kind in type(env).__mro__:
+        if kind in COLLECTORS:
+            return COLLECTORS[kind](env, wrapper, cfg)
+    raise TypeError(f"no collector for {type(env).__name__}: register one with register_collector")
