@@ -222,7 +222,7 @@ def test_transition_minibatches_cannot_exceed_the_rollout(capsys, tmp_path):
 def test_proper_time_limits_need_an_environment_that_reports_them(capsys, tmp_path):
     # Every registered JAX environment reports its time limits; a made-up "proper" on Grid-World is allowed.
     from hypermeta.envs.registry import ENVIRONMENTS, make_env
-    from hypermeta.envs.trial import reports_timeouts
+    from hypermeta.validate import reports_timeouts
 
     assert all(reports_timeouts(make_env(name)) for name in ENVIRONMENTS if name != "ml10")
     argv = ["train", "--ppo.time-limit", "bootstrap", "--out", str(tmp_path / "r")]

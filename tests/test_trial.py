@@ -446,3 +446,18 @@ def test_same_key_same_result_different_keys_different_tasks():
     again = step(keys, s_end, jnp.full((n,), NOOP, jnp.int32))
     for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_trial_rule_is_the_same_for_jax_and_host_trials():
+    """`trial_rule` is the bookkeeping of TrialWrapper (jnp) and of the host's TrialEnv (numpy):
+    every case of a 3-episode trial gives the same next episode, trial end, done bit and timeout."""
+    import itertools
+
+    from hypermeta.envs.trial import trial_rule
+
+    for episode, done, timed_out in itertools.product(range(3), (False, True), (False, True)):
+        args = (np.int32(episode), np.bool_(done), np.bool_(timed_out))
+        host = [v.item() for v in trial_rule(*args, 3, xp=np)]
+        jax_ = [v.item() for v in trial_rule(*(jnp.asarray(a) for a in args), 3)]
+        last = episode == 2 and done
+        assert host == jax_ == [0 if last else episode + done, last, done and not last, last and timed_out]

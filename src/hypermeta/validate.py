@@ -12,14 +12,31 @@ import jax.numpy as jnp
 
 from hypermeta.config import SEQUENCE_CONFIGS, ModelConfig, TrainConfig
 from hypermeta.envs.base import Environment, EnvironmentBase
-from hypermeta.envs.host import HostEnvironment
+from hypermeta.envs.host import HostEnvironment, JaxOnHost
 from hypermeta.envs.registry import ENVIRONMENTS, env_spec, make_env
-from hypermeta.envs.trial import reports_timeouts
 from hypermeta.errors import UsageError
 from hypermeta.methods.registry import get_method
 from hypermeta.networks.observation import OBS_ENCODERS
 from hypermeta.networks.sequence_registry import probe_sequence_model, sequence_config, sequence_spec
 from hypermeta.plugin_loading import one_line
+
+
+def reports_timeouts(env: EnvironmentBase) -> bool:
+    """Whether `env` says which episode ends are time limits (`info["timeout"]`), which
+    "proper time limits" need. Host environments always do (gymnasium's `truncated`)."""
+    if isinstance(env, JaxOnHost):  # a JAX env stepped in Python: truncated only where it reports timeouts
+        return reports_timeouts(env.env)
+    if not isinstance(env, Environment):
+        return True
+    key = jax.eval_shape(jax.random.PRNGKey, 0)  # shapes only: no backend started (a sweep's driver)
+    task = jax.eval_shape(env.sample_task, key)
+
+    def one_step(key, task):
+        _, state = env.reset(key, task)
+        action = env.action_space.sample(key)
+        return env.step(key, state, action, task)[4]
+
+    return "timeout" in jax.eval_shape(one_step, key, task)
 
 
 def validate(cfg: TrainConfig) -> None:

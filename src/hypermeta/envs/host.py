@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from hypermeta.envs.base import Box, Discrete, Environment, EnvironmentBase, Space
+from hypermeta.envs.trial import trial_rule, with_done_bit
 
 VectorStrategy = Literal["sync", "async"]
 
@@ -85,10 +86,7 @@ class TrialEnv(gymnasium.Env):
         self._episode = 0
 
     def _with_bit(self, obs: np.ndarray, bit: bool) -> np.ndarray:
-        obs = np.asarray(obs, np.float32)
-        if self.episodes_per_trial == 1:
-            return obs
-        return np.concatenate([obs, np.array([bit], np.float32)])
+        return with_done_bit(np.asarray(obs, np.float32), np.asarray(bit), self.episodes_per_trial, xp=np)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """A new trial: a new task and its first episode. `seed` seeds the task draws."""
@@ -103,19 +101,18 @@ class TrialEnv(gymnasium.Env):
         episode_done = bool(terminated or truncated)
         info = {"task": np.asarray(self.env.task, np.float32), "episode": self._episode,
                 "next_obs": self._with_bit(obs, episode_done), "success": float(env_info.get("success", 0.0))}
-        trial_done = False
+        # TrialWrapper's rule; a time limit is gymnasium's `truncated` (not `terminated`).
+        episode, trial_done, done_bit, timeout = (v.item() for v in trial_rule(
+            np.int32(self._episode), np.bool_(episode_done), np.bool_(truncated and not terminated),
+            self.episodes_per_trial, xp=np))
+        self._episode = episode
+        if trial_done:
+            self.env.sample_task(self.np_random)
         if episode_done:
-            self._episode += 1
-            trial_done = self._episode >= self.episodes_per_trial
-            if trial_done:
-                self._episode = 0
-                self.env.sample_task(self.np_random)
             obs, _ = self.env.reset()
-        # As TrialWrapper: the trial ended at a time limit (truncated, not terminated).
-        timeout = trial_done and bool(truncated) and not bool(terminated)
         info.update(episode_done=episode_done, trial_done=trial_done, timeout=timeout,
                     next_task=np.asarray(self.env.task, np.float32))
-        return self._with_bit(obs, episode_done and not trial_done), float(reward), False, False, info
+        return self._with_bit(obs, done_bit), float(reward), False, False, info
 
     def close(self) -> None:
         self.env.close()

@@ -42,6 +42,28 @@ class TrialState:
     episode: Array  # int32 ()
 
 
+def trial_rule(episode: Array, episode_done: Array, timed_out: Array, episodes_per_trial: int,
+               xp: Any = jnp) -> tuple[Array, Array, Array, Array]:
+    """The trial's bookkeeping after one step, the one rule of JAX trials (`TrialWrapper`) and
+    host trials (`hypermeta.envs.host.TrialEnv`); `xp` is jnp or numpy.
+
+    `episode`: the index of the step's episode (int32); `episode_done`: the step ended it;
+    `timed_out`: it ended at a time limit, not at a terminal state. Returns (the next step's
+    episode index, 0 after a trial end; the trial ended; the done bit of the next observation,
+    an episode end inside the trial; the trial ended at a time limit).
+    """
+    ended = episode + episode_done.astype(episode.dtype)
+    trial_done = ended >= episodes_per_trial
+    return xp.where(trial_done, 0, ended).astype(episode.dtype), trial_done, episode_done & ~trial_done, trial_done & timed_out
+
+
+def with_done_bit(obs: Array, bit: Array, episodes_per_trial: int, xp: Any = jnp) -> Array:
+    """The observation with the done bit appended where a trial has more than one episode."""
+    if episodes_per_trial == 1:
+        return obs
+    return xp.concatenate([obs, bit.astype(obs.dtype)[None]])
+
+
 @dataclass(frozen=True)
 class TrialWrapper:
     """K episodes per task; see the module docstring for the exact semantics."""
@@ -78,18 +100,13 @@ class TrialWrapper:
         """Upper bound on the steps of one trial (exact when episodes never end early)."""
         return self.episodes_per_trial * self.env.max_episode_steps
 
-    def _with_bit(self, obs: Array, bit: Array) -> Array:
-        if not self.has_done_bit:
-            return obs
-        return jnp.concatenate([obs, bit.astype(obs.dtype)[None]])
-
     def reset(self, key: PRNGKey) -> tuple[Array, TrialState]:
         """Sample a task and start the first episode of a new trial."""
         task_key, reset_key = jax.random.split(key)
         task = self.env.sample_task(task_key)
         obs, env_state = self.env.reset(reset_key, task)
         state = TrialState(env_state=env_state, task=task, episode=jnp.zeros((), jnp.int32))
-        return self._with_bit(obs, jnp.zeros((), bool)), state
+        return with_done_bit(obs, jnp.zeros((), bool), self.episodes_per_trial), state
 
     def step(
         self, key: PRNGKey, state: TrialState, action: Array
@@ -105,8 +122,10 @@ class TrialWrapper:
         step_key, reset_key, next_trial_key = jax.random.split(key, 3)
         obs, env_state, reward, episode_done, env_info = self.env.step(step_key, state.env_state, action, state.task)
         next_obs = obs
-        episode = state.episode + episode_done.astype(jnp.int32)
-        trial_done = episode >= self.episodes_per_trial
+        # The trial ended at a time limit if it ended where the env reports `info["timeout"]`
+        # (an episode ended by its limit, not a terminal state); timeouts inside a trial are not reported.
+        episode, trial_done, done_bit, timeout = trial_rule(
+            state.episode, episode_done, env_info.get("timeout", jnp.zeros((), bool)), self.episodes_per_trial)
 
         # Reset the MDP at every episode end; a finished trial also gets a new task.
         new_task = jax.lax.cond(
@@ -115,36 +134,9 @@ class TrialWrapper:
         reset_obs, reset_state = self.env.reset(reset_key, new_task)
         obs = jnp.where(episode_done, reset_obs, obs)
         env_state = jax.tree.map(lambda r, s: jnp.where(episode_done, r, s), reset_state, env_state)
-        next_state = TrialState(
-            env_state=env_state, task=new_task, episode=jnp.where(trial_done, 0, episode)
-        )
-        # The trial ended at a time limit (envs report `info["timeout"]` for an episode that
-        # ended by its limit, not by a terminal state); timeouts inside a trial are not reported.
-        timeout = trial_done & env_info.get("timeout", jnp.zeros((), bool))
+        next_state = TrialState(env_state=env_state, task=new_task, episode=episode)
         # next_obs carries the done bit of the episode end (as the reference's VAE states, so a
         # state decoder reconstructs it too): 1 where this step ended an episode.
         info = {**env_info, "episode_done": episode_done, "episode": state.episode, "task": state.task,
-                "next_obs": self._with_bit(next_obs, episode_done), "timeout": timeout}
-        done_bit = episode_done & ~trial_done
-        return self._with_bit(obs, done_bit), next_state, reward, trial_done, info
-
-
-def reports_timeouts(env: EnvironmentBase) -> bool:
-    """Whether `env` says which episode ends are time limits (`info["timeout"]`), which
-    "proper time limits" need. Host environments always do (gymnasium's `truncated`)."""
-    from hypermeta.envs.base import Environment
-    from hypermeta.envs.host import JaxOnHost
-
-    if isinstance(env, JaxOnHost):  # a JAX env stepped in Python: truncated only where it reports timeouts
-        return reports_timeouts(env.env)
-    if not isinstance(env, Environment):
-        return True
-    key = jax.eval_shape(jax.random.PRNGKey, 0)  # shapes only: no backend started (a sweep's driver)
-    task = jax.eval_shape(env.sample_task, key)
-
-    def one_step(key, task):
-        _, state = env.reset(key, task)
-        action = env.action_space.sample(key)
-        return env.step(key, state, action, task)[4]
-
-    return "timeout" in jax.eval_shape(one_step, key, task)
+                "next_obs": with_done_bit(next_obs, episode_done, self.episodes_per_trial), "timeout": timeout}
+        return with_done_bit(obs, done_bit, self.episodes_per_trial), next_state, reward, trial_done, info
