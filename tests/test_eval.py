@@ -90,7 +90,7 @@ def test_eval_reproduces_the_training_time_evaluation_for_the_same_keys(trained)
         key = before.key[i]
         for _ in range(cfg.eval_interval):
             key = update_keys(key, cfg.ppo.num_steps)[0]
-        got = evaluate_runs(learner, after.params, after.norms, [i], seed=0, trials=4, key=eval_keys(key)[1])
+        got = evaluate_runs(learner, after.params, after.norms, [i], seed=0, key=eval_keys(key)[1])
         returns = got[i][""]["returns"]
         assert returns.shape == (4, 4)
         expected = [float(rows[(seed, 8)][f"episode_{k + 1}_return"]) for k in range(4)]
@@ -167,7 +167,7 @@ def test_eval_of_a_host_environment_reports_successes(trained):
     state = restore_states(run, cfg, 8)
     learner = Learner(dataclasses.replace(cfg, eval_trials=3), env=JaxOnHost(GridWorld()))
     try:
-        got = evaluate_runs(learner, state.params, state.norms, [1], seed=5, trials=3)[1][""]
+        got = evaluate_runs(learner, state.params, state.norms, [1], seed=5)[1][""]
     finally:
         learner.collector.close()
     assert got["returns"].shape == got["successes"].shape == (3, 4)

@@ -54,7 +54,6 @@ from hypermeta.envs.mjx_env import MjxEnv
 from hypermeta.envs.registry import make_env
 from hypermeta.errors import UsageError
 from hypermeta.rundir import RunDir, atomic_write_bytes, atomic_write_json, run_key
-from hypermeta.training.collectors.jax_collector import JaxCollector
 from hypermeta.training.learner import Learner
 
 Z95 = 1.96
@@ -141,26 +140,13 @@ def evaluate_jax(learner: Learner, params, norms, key: jax.Array, trials: int, r
     return jax.tree.map(np.asarray, fn(params, norms, key))
 
 
-def evaluate_runs(learner: Learner, params, norms, indices: list[int], seed: int, trials: int,
+def evaluate_runs(learner: Learner, params, norms, indices: list[int], seed: int,
                   key: jax.Array | None = None) -> dict[int, dict[str, dict[str, np.ndarray]]]:
-    """run index -> task set ("" for a JAX env's only one) -> {"returns", "successes"?} (trials, K).
-    JAX environments evaluate with `key` (default: PRNGKey(seed)), host ones with `seed`."""
-    results: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    collector = learner.collector
-    if isinstance(collector, JaxCollector):
-        fn = jax.jit(lambda p, n, k: collector.evaluate_trials(learner.agent, p, n, k, trials)["returns"])
-        for i in indices:
-            k = jax.random.PRNGKey(seed) if key is None else key
-            results[i] = {"": {"returns": np.asarray(fn(_one(params, i), _one(norms, i), k))}}
-        return results
-    collector.compile_chunk(learner.steps)  # the host collector's jitted policy steps
-    collector.open_eval_envs()
-    for i in indices:
-        results[i] = {}
-        for s, split in enumerate(collector.env.splits):
-            returns, successes = collector.evaluate_run(split, _one(params, i), _one(norms, i), seed)
-            results[i]["" if s == 0 else split] = {"returns": returns, "successes": successes}
-    return results
+    """run index -> task set ("" for a JAX env's only one) -> {"returns", "successes"?} (trials, K),
+    `learner.cfg.eval_trials` trials (the collector's `evaluator`). JAX environments evaluate with
+    `key` (default: PRNGKey(seed)), host ones with `seed`."""
+    evaluate = learner.collector.evaluator(learner.steps)
+    return {i: evaluate(_one(params, i), _one(norms, i), seed, key) for i in indices}
 
 
 def mean_ci(values: np.ndarray) -> dict[str, float]:
@@ -263,7 +249,7 @@ def run_eval(path: Path, settings: EvalSettings, say=print) -> Path:
     say(f"{cfg.method} on {cfg.env}: checkpoint at update {step}, {len(indices)} run(s) x {settings.trials} trials of "
         f"{k} episodes (trained with {header['trained_episodes']}), seed {settings.seed} -> {folder}")
     try:
-        results = evaluate_runs(learner, params, norms, indices, settings.seed, settings.trials)
+        results = evaluate_runs(learner, params, norms, indices, settings.seed)
         folder.mkdir(parents=True, exist_ok=True)
         write_results(folder, header, cfg, learner, results)
         runs = json.loads((folder / "summary.json").read_text())["runs"]

@@ -70,7 +70,8 @@ class TrialEnv(gymnasium.Env):
 
     Every step's info holds `task` (the task of the step), `episode` (its episode index),
     `next_obs` (the MDP's observation after the step, before any reset, with the done bit
-    of this step's episode end where K > 1, as TrialWrapper), `episode_done`, `trial_done`, `timeout` (the trial ended at a time limit), `next_task` (the task of the following step) and
+    of this step's episode end where K > 1, as TrialWrapper), `episode_done`, `trial_done`, `timeout` (the trial ended at a time limit), `next_episode` and `next_task` (the episode
+    index and the task of the following step) and
     `success` (the task env's `info["success"]`, else 0).
     """
 
@@ -110,7 +111,7 @@ class TrialEnv(gymnasium.Env):
             self.env.sample_task(self.np_random)
         if episode_done:
             obs, _ = self.env.reset()
-        info.update(episode_done=episode_done, trial_done=trial_done, timeout=timeout,
+        info.update(episode_done=episode_done, trial_done=trial_done, timeout=timeout, next_episode=episode,
                     next_task=np.asarray(self.env.task, np.float32))
         return self._with_bit(obs, done_bit), float(reward), False, False, info
 

@@ -49,6 +49,13 @@ class LearnerSteps:
     """Whether the next update belongs to multi-task pre-training (the policy then reads the true task)."""
 
 
+Evaluator = Callable[..., dict[str, dict[str, Any]]]
+"""`evaluate(params, norms, seed, key=None)`: one run's policy (unstacked parameters) on fresh
+trials: task set ("" for the first, else its name) -> {"returns": (trials, K), and for host
+environments "successes": (trials, K)}. JAX environments draw with `key` (default
+PRNGKey(seed)); host ones seed their evaluation envs with `seed`."""
+
+
 class Collector(Protocol):
     """What the learner needs from a collector (see the module docstring)."""
 
@@ -58,6 +65,10 @@ class Collector(Protocol):
     def compile_chunk(self, steps: LearnerSteps, parallel_runs: int = 0) -> Callable:
         """`chunk(states, n) -> (states, metrics)`: n updates of every run (a leading run axis)
         through `steps.learn`, then one evaluation; metrics are chunk means."""
+
+    def evaluator(self, steps: LearnerSteps) -> Evaluator:
+        """A saved policy's evaluation on `eval_trials` fresh trials (`hypermeta eval`), the
+        same deterministic play as the evaluation in `compile_chunk`'s chunks."""
 
     def close(self) -> None:
         """Release what the collector holds (host environments)."""

@@ -45,6 +45,7 @@ from hypermeta.envs.host import HostEnvironment, make_vector_env
 from hypermeta.envs.trial import TrialState, TrialWrapper
 from hypermeta.networks.agent import Agent, action_features
 from hypermeta.training.collectors.base import (
+    Evaluator,
     LearnerSteps,
     act,
     add_returns,
@@ -145,13 +146,12 @@ class HostCollector:
 
     def _next(self, obs: np.ndarray, reward: np.ndarray, info: dict, a_feat: Array, hidden: Any,
               shape: tuple[int, ...]) -> EnvCarry:
-        """The carry after a vector-env step (`next_carry` with the host's trial bookkeeping)."""
+        """The carry after a vector-env step (`next_carry`; the trial's bookkeeping is `TrialEnv`'s)."""
         def r(x: Any) -> np.ndarray:
             return _by_env(x, shape)
 
         done = r(info["trial_done"])
-        episode = np.where(done, 0, r(info["episode"] + info["episode_done"]))
-        trial_state = _trial_state(r(info["next_task"]), episode, shape)
+        trial_state = _trial_state(r(info["next_task"]), r(info["next_episode"]), shape)
         a_feat = jnp.reshape(a_feat, shape + (-1,))
         return next_carry(trial_state, jnp.asarray(r(obs), jnp.float32), a_feat,
                           jnp.asarray(r(reward), jnp.float32), jnp.asarray(done), hidden)
@@ -168,6 +168,21 @@ class HostCollector:
         if not self.eval_envs:
             self.eval_envs = {split: make_vector_env(self.env, split, self.cfg.eval_trials, self.cfg.vector_env,
                                                      evaluation=True) for split in self.env.splits}
+
+    def evaluator(self, steps: LearnerSteps) -> Evaluator:
+        """`evaluate(params, norms, seed)`: one run's policy on one fresh trial in each of the
+        `eval_trials` evaluation envs of every task set, the envs seeded with `seed`."""
+        self.compile_chunk(steps)  # the jitted policy steps
+        self.open_eval_envs()
+
+        def evaluate(params: Any, norms: Any, seed: int, key: PRNGKey | None = None) -> dict[str, dict[str, np.ndarray]]:
+            results = {}
+            for s, split in enumerate(self.env.splits):
+                returns, successes = self.evaluate_run(split, params, norms, seed)
+                results["" if s == 0 else split] = {"returns": returns, "successes": successes}
+            return results
+
+        return evaluate
 
     def start(self, states: RunState) -> RunState:
         """Fresh trials in every training env, seeded from each run's key."""

@@ -12,12 +12,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hypermeta.config import TrainConfig
 from hypermeta.envs.base import Array, PRNGKey
 from hypermeta.envs.trial import TrialWrapper
 from hypermeta.networks.agent import Agent, action_features
 from hypermeta.training.collectors.base import (
+    Evaluator,
     LearnerSteps,
     act,
     add_returns,
@@ -102,6 +104,15 @@ class JaxCollector:
         init = (carry, jnp.ones((n,), bool), jnp.zeros((n, k)))
         (_, _, returns), steps = jax.lax.scan(step, init, jax.random.split(run_key, self.wrapper.max_trial_steps))
         return {"returns": returns, **({"steps": steps} if record else {})}
+
+    def evaluator(self, steps: LearnerSteps) -> Evaluator:
+        """`evaluate(params, norms, seed, key=None)`: `evaluate_trials`' returns of one run, jitted once."""
+        fn = jax.jit(lambda p, n, k: self.evaluate_trials(steps.agent, p, n, k)["returns"])
+
+        def evaluate(params: Any, norms: Normalizers, seed: int, key: PRNGKey | None = None) -> dict[str, dict]:
+            return {"": {"returns": np.asarray(fn(params, norms, jax.random.PRNGKey(seed) if key is None else key))}}
+
+        return evaluate
 
     def train_update(self, steps: LearnerSteps, state: RunState) -> tuple[RunState, dict]:
         """Collect one rollout and update on it."""
