@@ -178,6 +178,35 @@ def test_eval_of_a_host_environment_reports_successes(trained):
 # --------------------------------------------------------------------------- pictures
 
 
+def test_an_environment_draws_its_own_pictures_and_one_without_says_so_first(trained, tmp_path):
+    """`--render` asks the environment: a subclass's own `draw_trial` gets each trial's record
+    and the run's name; an environment that draws nothing fails before the evaluation runs."""
+    from hypermeta.envs.base import EnvironmentBase
+    from hypermeta.errors import UsageError
+    from hypermeta.evaluation import render_jax
+
+    class Sketched(GridWorld):
+        def draw_trial(self, steps, t, beliefs, folder, stem, title):
+            active = np.asarray(steps["active"])[:, t]
+            path = folder / f"{stem}.txt"
+            path.write_text(f"{title}: {int(active.sum())} steps")
+            return [path]
+
+    path, _ = trained
+    run, cfg = open_run(path)
+    state = restore_states(run, cfg, 8)
+    params, norms = jax.tree.map(lambda x: x[0], (state.params, state.norms))
+    learner = Learner(cfg, env=Sketched())
+    drawn = render_jax(learner, params, norms, jax.random.PRNGKey(0), 2, tmp_path, "run")
+    assert [p.read_text() for p in drawn] == ["run, trial 1: 60 steps", "run, trial 2: 60 steps"]
+
+    class Blank(GridWorld):
+        prepare_pictures = EnvironmentBase.prepare_pictures
+
+    with pytest.raises(UsageError, match="--render: no pictures for Blank environments"):
+        render_jax(Learner(cfg, env=Blank()), params, norms, jax.random.PRNGKey(0), 1, tmp_path, "run")
+
+
 def test_grid_world_pictures_mark_the_goal_and_each_episodes_visited_cells(trained):
     from PIL import Image
 

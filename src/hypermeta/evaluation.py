@@ -13,7 +13,8 @@ kept. Every run sees the same tasks (one key, from --seed). Results go to
         trials.csv     one row per run, task set and trial: each episode's return (and success)
         summary.json   per run and task set: mean and 95% CI over trials of the meta-episode
                        return and of each episode's return; success rates where the env has them
-        *.png / *.gif / *.mp4   with --render: pictures of the behaviour (`analysis.behaviour`)
+        *.png / *.gif / *.mp4   with --render: pictures of the behaviour, each environment its own kind
+                                (`EnvironmentBase.draw_trial`, with the pieces of `analysis.behaviour`)
 
 and never touch the training records (metrics.csv, checkpoints, curve.png, summary.json).
 CIs are mean +- 1.96 standard errors over trials (normal approximation).
@@ -31,26 +32,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from hypermeta.analysis.behaviour import (
-    VIDEO_SIZE,
-    draw_grid_trial,
-    gif_bytes,
-    goal_beliefs,
-    grid_trial,
-    headless_gl,
-    mc_ls_frames,
-    mujoco_of,
-    png_bytes,
-    render_mujoco,
-    trial_steps,
-    write_video,
-)
+from hypermeta.analysis.behaviour import VIDEO_SIZE, goal_beliefs, headless_gl, mujoco_of, png_bytes, save, write_video
 from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.base import EnvironmentBase
-from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import HostEnvironment
-from hypermeta.envs.mc_ls import MCLS
-from hypermeta.envs.mjx_env import MjxEnv
 from hypermeta.envs.registry import make_env
 from hypermeta.errors import UsageError
 from hypermeta.rundir import RunDir, atomic_write_bytes, atomic_write_json, run_key
@@ -301,32 +286,15 @@ def eval_section(run_dirs: list[Path]) -> list[str]:
 # --- pictures (--render) ---------------------------------------------------------------------------
 
 
-def _save(path: Path, data: bytes) -> Path:
-    atomic_write_bytes(path, data)
-    return path
-
-
 def render_jax(learner, params, norms, key: jax.Array, n: int, folder: Path, name: str) -> list[Path]:
-    """Pictures of `n` trials of one run on a JAX environment."""
+    """Pictures of `n` trials of one run on a JAX environment, each drawn by the environment."""
     env = learner.env
-    if not isinstance(env, GridWorld | MCLS | MjxEnv):
-        raise UsageError(f"--render: no pictures for {type(env).__name__} environments")
-    if isinstance(env, MjxEnv):
-        headless_gl()  # the missing renderer fails before the evaluation runs
+    env.prepare_pictures()  # e.g. a missing renderer fails before the evaluation runs
     steps = evaluate_jax(learner, params, norms, key, n, record=True)["steps"]
+    beliefs = goal_beliefs(learner.agent, params, steps["latent"])
     out = []
     for t in range(n):
-        stem = f"{name}_trial-{t + 1}"
-        if isinstance(env, GridWorld):
-            beliefs = goal_beliefs(learner.agent, params, steps["latent"])
-            data = grid_trial(env, steps, t, beliefs)
-            out.append(_save(folder / f"{stem}.png", draw_grid_trial(data, f"{name}, trial {t + 1}")))
-        elif isinstance(env, MCLS):
-            out.append(_save(folder / f"{stem}.gif", gif_bytes(mc_ls_frames(env, steps, t))))
-        else:
-            frames = render_mujoco(env.models[0], trial_steps(steps, t)["trial_state"].env_state.qpos)
-            write_video(folder / f"{stem}.mp4", frames, 1.0 / env.dt)
-            out += [folder / f"{stem}.mp4", _save(folder / f"{stem}.png", png_bytes(frames[len(frames) // 2]))]
+        out += env.draw_trial(steps, t, beliefs, folder, f"{name}_trial-{t + 1}", f"{name}, trial {t + 1}")
     return out
 
 
@@ -362,7 +330,7 @@ def render_host(learner, params, norms, seed: int, n: int, folder: Path, name: s
     for t, trial in enumerate(frames):
         stem = f"{name}_trial-{t + 1}"
         write_video(folder / f"{stem}.mp4", trial, 25)
-        out += [folder / f"{stem}.mp4", _save(folder / f"{stem}.png", png_bytes(trial[len(trial) // 2]))]
+        out += [folder / f"{stem}.mp4", save(folder / f"{stem}.png", png_bytes(trial[len(trial) // 2]))]
     return out
 
 

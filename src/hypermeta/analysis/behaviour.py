@@ -10,9 +10,10 @@
 * MuJoCo tasks (MJX) and Meta-World: an MP4 of the trial rendered with MuJoCo's own renderer,
   headless (EGL, else OSMesa), plus one frame as a PNG.
 
-The data drawn come from the evaluation itself (`hypermeta.evaluation` records and files them):
-`JaxCollector.evaluate_trials(record=True)`
-for JAX environments, `HostCollector.evaluate_run(on_step=...)` for host ones.
+The data drawn come from the evaluation itself (`hypermeta.evaluation` records them):
+`JaxCollector.evaluate_trials(record=True)` for JAX environments, each of which draws its own
+trials with the pieces here (`EnvironmentBase.prepare_pictures`, `draw_trial`), and
+`HostCollector.evaluate_run(on_step=...)` for host ones, filmed by `hypermeta.evaluation`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hypermeta.envs.grid_world import GridWorld
-from hypermeta.envs.mc_ls import MCLS
 from hypermeta.errors import UsageError
 from hypermeta.networks.decoders import Decoders
 from hypermeta.rundir import atomic_write_bytes
@@ -65,8 +64,8 @@ def trial_steps(steps: dict, t: int) -> dict[str, Any]:
     return jax.tree.map(lambda x: x[keep], one)
 
 
-def grid_trial(env: GridWorld, steps: dict, t: int, beliefs: np.ndarray | None = None) -> GridTrial:
-    """The drawn data of trial `t`; `beliefs`: (T, cells) goal probabilities of every recorded step."""
+def grid_trial(env: Any, steps: dict, t: int, beliefs: np.ndarray | None = None) -> GridTrial:
+    """The drawn data of trial `t` of a `GridWorld` `env`; `beliefs`: (T, cells) goal probabilities of every recorded step."""
     trial = trial_steps(steps, t)
     episode, cell = trial["trial_state"].episode, trial["info"]["cell"]
     start = trial["trial_state"].env_state.pos
@@ -146,8 +145,8 @@ def draw_grid_trial(data: GridTrial, title: str) -> bytes:
 # --- MC-LS -----------------------------------------------------------------------------------
 
 
-def mc_ls_frames(env: MCLS, steps: dict, t: int, scale: int = 12) -> list[np.ndarray]:
-    """One captioned RGB frame (uint8) per step of trial `t`: the view the agent acted on."""
+def mc_ls_frames(env: Any, steps: dict, t: int, scale: int = 12) -> list[np.ndarray]:
+    """One captioned RGB frame (uint8) per step of trial `t` of an `MCLS` `env`: the view the agent acted on."""
     from PIL import Image, ImageDraw
 
     trial = trial_steps(steps, t)
@@ -266,3 +265,8 @@ def mujoco_of(env: Any) -> tuple[Any, Any] | None:
             return None
     return None
 
+
+def save(path: Path, data: bytes) -> Path:
+    """Write a picture atomically; returns its path."""
+    atomic_write_bytes(path, data)
+    return path

@@ -18,9 +18,12 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
+
+from hypermeta.errors import UsageError
 
 Array = jax.Array
 PRNGKey = jax.Array
@@ -94,6 +97,23 @@ class EnvironmentBase(abc.ABC):
     @abc.abstractmethod
     def task_dim(self) -> int:
         """Length of the task vector c_M."""
+
+    # --- pictures of a policy's trials (`hypermeta eval --render`) -----------------------------
+
+    def prepare_pictures(self) -> None:
+        """Start what drawing trials needs (a headless renderer), or say in one line that this
+        environment draws none; called before the evaluation runs, so it fails first."""
+        raise UsageError(f"--render: no pictures for {type(self).__name__} environments")
+
+    def draw_trial(self, steps: dict, t: int, beliefs: Any, folder: Path, stem: str, title: str) -> list[Path]:
+        """Pictures of trial `t` of an evaluation's record written into `folder` as `stem`.*
+        (the environment's own kind: a PNG, a GIF, an MP4); returns their paths.
+
+        `steps`: every step's record, (T, trials, ...), as `JaxCollector.evaluate_trials(record=True)`
+        makes it (`active` marks the steps that count); `beliefs`: (T, trials, num_cells) goal
+        probabilities of a per-cell reward decoder, else None; `title`: a caption.
+        """
+        raise UsageError(f"--render: no pictures for {type(self).__name__} environments")
 
 
 class Environment(EnvironmentBase):

@@ -19,7 +19,8 @@ the goal's coordinates; the reset observation is the plain start position.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -111,3 +112,12 @@ class GridWorld(Environment):
             obs = jnp.where(jnp.all(pos == 0), task.astype(jnp.float32), obs)
         info = {"cell": pos[1] * self.size + pos[0], "cell_hit": on_goal, "timeout": done}
         return obs, GridState(pos=pos, t=t), reward, done, info
+
+    def prepare_pictures(self) -> None:
+        """A grid picture needs only matplotlib."""
+
+    def draw_trial(self, steps: dict, t: int, beliefs: Any, folder: Path, stem: str, title: str) -> list[Path]:
+        """One PNG: each episode's path on the grid and, with `beliefs`, the goal beliefs at chosen steps."""
+        from hypermeta.analysis.behaviour import draw_grid_trial, grid_trial, save
+
+        return [save(folder / f"{stem}.png", draw_grid_trial(grid_trial(self, steps, t, beliefs), title))]

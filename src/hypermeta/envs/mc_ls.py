@@ -55,6 +55,8 @@ but used by no experiment set and not implemented here.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -285,3 +287,12 @@ class MCLS(Environment):
         if self.noise_std > 0:  # the reference clips the noisy view back to [-1, 1]
             obs = jnp.clip(obs + self.noise_std * jax.random.normal(key, obs.shape), -1.0, 1.0)
         return obs.astype(jnp.float32)
+
+    def prepare_pictures(self) -> None:
+        """An MC-LS animation needs only Pillow."""
+
+    def draw_trial(self, steps: dict, t: int, beliefs: Any, folder: Path, stem: str, title: str) -> list[Path]:
+        """One animated GIF of the agent's views, captioned with episode, step, action and reward."""
+        from hypermeta.analysis.behaviour import gif_bytes, mc_ls_frames, save
+
+        return [save(folder / f"{stem}.gif", gif_bytes(mc_ls_frames(self, steps, t)))]

@@ -285,6 +285,20 @@ class MjxEnv(Environment):
         timeout = (t >= self.max_episode_steps) & healthy
         return obs, MjxState.of(data, t), reward, done, {**info, "healthy": healthy, "timeout": timeout}
 
+    def prepare_pictures(self) -> None:
+        """A headless MuJoCo renderer (EGL, else OSMesa), or one line saying none works."""
+        from hypermeta.analysis.behaviour import headless_gl
+
+        headless_gl()
+
+    def draw_trial(self, steps: dict, t: int, beliefs: Any, folder: Path, stem: str, title: str) -> list[Path]:
+        """An MP4 of the trial rendered by MuJoCo at the environment's rate, and its middle frame as a PNG."""
+        from hypermeta.analysis.behaviour import png_bytes, render_mujoco, save, trial_steps, write_video
+
+        frames = render_mujoco(self.models[0], trial_steps(steps, t)["trial_state"].env_state.qpos)
+        write_video(folder / f"{stem}.mp4", frames, 1.0 / self.dt)
+        return [folder / f"{stem}.mp4", save(folder / f"{stem}.png", png_bytes(frames[len(frames) // 2]))]
+
 
 def control_cost(coefficient: float, action: Array) -> Array:
     """coefficient * |a|^2 of the raw (unclipped) action, as the authors' envs compute it."""
