@@ -92,17 +92,19 @@ def eval_env(cfg: TrainConfig, episodes: int | None) -> EnvironmentBase:
                          f"({trained})") from None
 
 
-def restore_policies(run: RunDir, cfg: TrainConfig, step: int) -> tuple[Any, Any]:
+def restore_policies(run: RunDir, cfg: TrainConfig, step: int, learner: Learner | None = None) -> tuple[Any, Any]:
     """(params, normalizers) of every run at checkpoint `step`, on a leading run axis."""
-    state = restore_states(run, cfg, step)
+    state = restore_states(run, cfg, step, learner)
     return state.params, state.norms
 
 
-def restore_states(run: RunDir, cfg: TrainConfig, step: int) -> Any:
-    """Every run's `RunState` at checkpoint `step` (a leading run axis)."""
+def restore_states(run: RunDir, cfg: TrainConfig, step: int, learner: Learner | None = None) -> Any:
+    """Every run's `RunState` at checkpoint `step` (a leading run axis). `learner`: the one of
+    `cfg` if the caller has it (default: built here, its collector closed after)."""
     import orbax.checkpoint as ocp
 
-    learner = Learner(cfg)
+    own = learner is None
+    learner = Learner(cfg) if learner is None else learner
     seeds, lrs = [s for s, _ in cfg.runs], [lr for _, lr in cfg.runs]
     like = jax.eval_shape(lambda: learner.init_runs(seeds, lrs))  # the layout only: nothing is computed
     try:
@@ -111,7 +113,8 @@ def restore_states(run: RunDir, cfg: TrainConfig, step: int) -> Any:
         raise UsageError(f"{run.path}: checkpoint {step} cannot be restored into this configuration "
                          f"({type(e).__name__}: {str(e)[:200]})") from None
     finally:
-        learner.collector.close()
+        if own:
+            learner.collector.close()
     return state
 
 
