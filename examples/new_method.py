@@ -31,10 +31,10 @@ RNN+HN with Bias-HyperInit (examples/notebook.py) reaches 17.5 after 200,000 fra
 
     python examples/new_method.py [--frames 300000] [--num-envs 16] [--pretrain-updates 100] [--out DIR]
 
-The command line finds methods by name only, in this process's registry or in installed
-plug-ins: to use the method with `hypermeta train|sweep --method rnn-hn-kaiming-ti`, install
-a package whose entry point calls `register` below (docs/extending.md shows the
-pyproject.toml lines):
+From the command line, name it MODULE:ATTRIBUTE (run from examples/, whose modules the CLI
+imports): `hypermeta train --env grid-world --method new_method:RNN_HN_KAIMING_TI`. To use its
+plain name (`--method rnn-hn-kaiming-ti`) in any directory, install a package whose entry point
+calls `register` below (docs/extending.md shows the pyproject.toml lines):
 
     [project.entry-points."hypermeta.plugins"]
     my-methods = "new_method:register"

@@ -266,6 +266,27 @@ def test_registered_method_family_and_the_refusal_of_taken_names():
         register_env("gymnax:mine", tiny_env.make)
 
 
+def test_a_method_named_module_colon_attribute_is_imported_and_registered(tmp_path, monkeypatch):
+    """`--method MODULE:ATTRIBUTE` (as `--env` and `--model.sequence`): the Method value is used
+    and registered under its own name, so the labels of its runs resolve; anything else is one line."""
+    (tmp_path / "my_methods.py").write_text(
+        "from hypermeta.methods.base import Method\n"
+        "KAIMING_TI = Method('kaiming-ti-plug', 'Kaiming+TI', 'hyper', 'kaiming', task_target='embedding',"
+        " pretrain='reuse')\n"
+        "NOT_A_METHOD = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(METHODS, "kaiming-ti-plug", None)  # removed again after the test
+    method = get_method("my_methods:KAIMING_TI")
+    assert method.name == "kaiming-ti-plug" and METHODS["kaiming-ti-plug"] is method
+    assert method.task_target.decoded and method.encoder.trained_by_ppo  # names resolved to the parts
+    assert paper_label(run_label("my_methods:KAIMING_TI")) == "Kaiming+TI"
+    assert method_defaults("grid-world", "my_methods:KAIMING_TI").method == "my_methods:KAIMING_TI"
+    with pytest.raises(UsageError, match=r"^method plug-in 'my_methods:NOT_A_METHOD': int is not a hypermeta"):
+        get_method("my_methods:NOT_A_METHOD")
+    with pytest.raises(UsageError, match="^unknown method 'no_such_module:X'"):
+        get_method("no_such_module:X")
+
+
 def test_sequence_names_and_options_are_checked_in_one_line():
     with pytest.raises(UsageError, match=r"^--model.sequence must be one of gru, lstm, transformer, lru, "
                                          r"MODULE:CLASS .*, got 'mamba'$"):

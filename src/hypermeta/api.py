@@ -38,7 +38,7 @@ from hypermeta.config import EvalSettings, TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.families import method_defaults
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import method_key
 from hypermeta.sweeps.cells import ClusterConfig
 from hypermeta.sweeps.sweep import SweepConfig
 
@@ -403,7 +403,7 @@ def resumable_config(path: PathLike) -> TrainConfig:
     run, stored = RunDir.open_for_resume(Path(path))
     if run.finished:
         raise UsageError(f"--resume {str(path)!r}: this run already finished (summary.json exists)")
-    return dataclasses.replace(stored, method=get_method(stored.method).name)
+    return dataclasses.replace(stored, method=method_key(stored.method))
 
 
 def _check_resume(cfg: TrainConfig, stored: TrainConfig) -> None:
@@ -451,12 +451,12 @@ def train(cfg: TrainConfig | None, out: PathLike | None = None, *, resume: bool 
             raise UsageError("resume=True needs out, the directory of the run to continue")
         stored = resumable_config(out)
         if cfg is not None:
-            cfg = dataclasses.replace(cfg, method=get_method(cfg.method).name)
+            cfg = dataclasses.replace(cfg, method=method_key(cfg.method))
             _check_resume(cfg, stored)
         cfg = stored if cfg is None else cfg
     elif cfg is None:
         raise UsageError("train needs a TrainConfig (hypermeta.configure(env, method, ...)), or resume=True and out")
-    cfg = dataclasses.replace(cfg, method=get_method(cfg.method).name)  # 'RNN+HN' and 'rnn-hn' are one run
+    cfg = dataclasses.replace(cfg, method=method_key(cfg.method))  # 'RNN+HN' and 'rnn-hn' are one run
     _setup_compile_cache(compile_cache)
     out = _default_out(cfg) if out is None else Path(out)
     return Run(loop.train(cfg, out, resume=resume, show_progress=progress).path)

@@ -17,7 +17,7 @@ import dataclasses
 from hypermeta.config import InferenceConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import get_method, method_key
 from hypermeta.plugin_loading import load_entry_points
 
 GRID_WORLD = TrainConfig(model=ModelConfig(policy_state_embed=25))
@@ -179,7 +179,7 @@ def method_defaults(env: str, method: str) -> TrainConfig:
     defaults resolved (`model_for_method`: the policy state embedding) and the method
     stored under its canonical name."""
     base = family_defaults(env)
-    name = get_method(method).name
+    name = method_key(method)
     return dataclasses.replace(base, method=name, model=model_for_method(base.model, name))
 
 

@@ -10,7 +10,7 @@ from hypermeta.methods import task_inference as ti
 from hypermeta.methods.base import Method
 from hypermeta.methods.recurrent import RNN, RNN_HN, RNN_HN_KAIMING, RNN_S
 from hypermeta.networks.sequence_registry import sequence_label
-from hypermeta.plugin_loading import load_entry_points
+from hypermeta.plugin_loading import import_object, is_import_name, load_entry_points
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -44,7 +44,12 @@ def find_method(name: str) -> Method | None:
 
 def get_method(name: str) -> Method:
     """Look up a method by CLI name or the paper's spelling (installed plug-ins are loaded
-    first if it is not registered)."""
+    first if it is not registered), or import MODULE:ATTRIBUTE, a `Method` value, which is then
+    registered under its own name (so reports of its runs find it)."""
+    if is_import_name(name):
+        found = import_object(name, "--method")
+        if found is not None:
+            return _imported_method(name, found)
     method = find_method(name)
     if method is None and load_entry_points():
         method = find_method(name)
@@ -52,6 +57,25 @@ def get_method(name: str) -> Method:
         return method
     allowed = ", ".join(f"{m.name} ({m.paper_name})" for m in METHODS.values())
     raise UsageError(f"unknown method {name!r}; choose one of: {allowed}")
+
+
+def method_key(name: str) -> str:
+    """How a run records `name`: the method's CLI name ('RNN+HN' and 'rnn-hn' are one run), but
+    MODULE:ATTRIBUTE as given, so that a resumed run, a report or a cluster worker imports the
+    method again (as `--env MODULE:FACTORY`)."""
+    method = get_method(name)  # checks the name (and imports a MODULE:ATTRIBUTE)
+    return name if is_import_name(name) else method.name
+
+
+def _imported_method(name: str, found: object) -> Method:
+    """A MODULE:ATTRIBUTE method, checked and registered under its own name."""
+    if not isinstance(found, Method):
+        raise UsageError(f"method plug-in {name!r}: {type(found).__name__} is not a hypermeta.methods.base.Method")
+    taken = METHODS.get(found.name)
+    if taken is not None and taken != found:
+        raise UsageError(f"method plug-in {name!r}: its name {found.name!r} is taken by another registered method")
+    METHODS[found.name] = found
+    return found
 
 
 def run_label(method: str, sequence: str = "gru") -> str:

@@ -22,7 +22,7 @@ from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.errors import UsageError
 from hypermeta.families import method_defaults
-from hypermeta.methods.registry import get_method
+from hypermeta.methods.registry import get_method, method_key
 
 SWEEP_LRS: tuple[float, ...] = (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
 """The paper's policy learning rates (appendix 8.2)."""
@@ -72,7 +72,7 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
     """The (config, run directory) of every method and state-embedding size, checked before
     anything trains."""
     env_spec(sweep.env)
-    methods = [get_method(m).name for m in sweep.methods]  # planned or unknown names fail here
+    methods = [method_key(m) for m in sweep.methods]  # planned or unknown names fail here
     if not methods:
         raise UsageError("--methods needs at least one method")
     duplicates = sorted({m for m in methods if methods.count(m) > 1})
@@ -93,7 +93,7 @@ def plan(sweep: SweepConfig, out: Path) -> list[tuple[TrainConfig, Path]]:
         sizes = sweep.state_embeds if sweep.state_embeds is not None and get_method(m).reads_state else (default,)
         for size in sizes:
             sized = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, policy_state_embed=size))
-            planned.append((sized, out / sweep.env / run_dir_name(m, size, default)))
+            planned.append((sized, out / sweep.env / run_dir_name(get_method(m).name, size, default)))
     return planned
 
 
@@ -102,7 +102,7 @@ def stored_config(path: Path) -> TrainConfig:
     from hypermeta.rundir import RunDir
 
     _, stored = RunDir.open_for_resume(path)
-    return dataclasses.replace(stored, method=get_method(stored.method).name)
+    return dataclasses.replace(stored, method=method_key(stored.method))
 
 
 def is_leftover(path: Path) -> bool:
