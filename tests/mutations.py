@@ -39,26 +39,34 @@ MUTATIONS = [
      "return latent if keep_gradient else jax.lax.stop_gradient(latent)", "return latent",
      ["tests/test_inference.py::test_ppo_loss_does_not_reach_a_variational_encoder", "tests/test_inference.py::test_policy_reads_a_variational_latent_without_its_gradient", "tests/test_grad_info.py"]),
     ("host/JAX carry mismatch (the old task after a trial end)", "src/hypermeta/training/collectors/host_collector.py",
-     'trial_state = _trial_state(r(info["next_task"]), episode, shape)',
-     'trial_state = _trial_state(r(info["task"]), episode, shape)',
+     'trial_state = _trial_state(r(info["next_task"]), r(info["next_episode"]), shape)',
+     'trial_state = _trial_state(r(info["task"]), r(info["next_episode"]), shape)',
      ["tests/test_host.py"]),
 ]
-only = sys.argv[1:]
-for i, (name, path, old, new, tests) in enumerate(MUTATIONS):
-    if only and str(i) not in only:
-        continue
-    if MUT.exists():
-        shutil.rmtree(MUT)
-    shutil.copytree(SRC, MUT, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", "docs"))
-    text = (MUT / path).read_text()
-    assert text.count(old) == 1, (name, old)
-    (MUT / path).write_text(text.replace(old, new))
-    t0 = time.time()
-    env = {**os.environ, "PYTHONPATH": str(MUT / "src")}
-    res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0", *tests],
-                         cwd=MUT, env=env, capture_output=True, text=True)
-    failed = [line for line in res.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    verdict = "CAUGHT" if res.returncode != 0 and failed else ("NOT CAUGHT" if res.returncode == 0 else f"rc {res.returncode}")
-    print(f"{i}. {name}: {verdict} in {time.time() - t0:.0f} s; {failed[:2]}", flush=True)
-    if verdict != "CAUGHT":
-        print(res.stdout[-2000:], flush=True)
+
+
+def main() -> None:
+    """Run the mutations named on the command line (all by default)."""
+    only = sys.argv[1:]
+    for i, (name, path, old, new, tests) in enumerate(MUTATIONS):
+        if only and str(i) not in only:
+            continue
+        if MUT.exists():
+            shutil.rmtree(MUT)
+        shutil.copytree(SRC, MUT, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", "docs"))
+        text = (MUT / path).read_text()
+        assert text.count(old) == 1, (name, old)
+        (MUT / path).write_text(text.replace(old, new))
+        t0 = time.time()
+        env = {**os.environ, "PYTHONPATH": str(MUT / "src")}
+        res = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0", *tests],
+                             cwd=MUT, env=env, capture_output=True, text=True)
+        failed = [line for line in res.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        verdict = "CAUGHT" if res.returncode != 0 and failed else ("NOT CAUGHT" if res.returncode == 0 else f"rc {res.returncode}")
+        print(f"{i}. {name}: {verdict} in {time.time() - t0:.0f} s; {failed[:2]}", flush=True)
+        if verdict != "CAUGHT":
+            print(res.stdout[-2000:], flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from hypermeta.config import GRUConfig, ModelConfig, PPOConfig, TrainConfig
 from hypermeta.envs.grid_world import GridWorld
 from hypermeta.envs.host import JaxOnHost
 from hypermeta.envs.trial import TrialWrapper
+from hypermeta.errors import UsageError
 from hypermeta.training.collectors.base import first_carry
 from hypermeta.training.collectors.host_collector import HostCollector
 from hypermeta.training.collectors.jax_collector import JaxCollector
@@ -73,6 +74,8 @@ def test_a_new_kind_of_environment_registers_its_collector(monkeypatch):
     monkeypatch.setattr(registry, "COLLECTORS", dict(registry.COLLECTORS))
     made = []
     registry.register_collector(MyKind, lambda env, wrapper, cfg: made.append(type(env).__name__) or FakeCollector())
+    with pytest.raises(UsageError, match="^a collector for MyKind is already registered; pass replace=True"):
+        registry.register_collector(MyKind, lambda env, wrapper, cfg: None)
     wrapper = TrialWrapper(GridWorld(), GridWorld().episodes_per_trial)
     assert isinstance(make_collector(MyKindVariant(), wrapper, CFG), FakeCollector)
     assert isinstance(make_collector(GridWorld(), wrapper, CFG), JaxCollector)

@@ -287,6 +287,36 @@ def test_a_method_named_module_colon_attribute_is_imported_and_registered(tmp_pa
         get_method("no_such_module:X")
 
 
+def test_a_new_kind_of_task_target_is_a_subclass_and_bad_parts_are_one_line():
+    """A method part of one's own is an object: a TaskTarget subclass giving `dim` and `value`
+    gets a task decoder of its size in an ELBO method; anything else is refused when the Method
+    is made, naming the part and what is allowed."""
+    from hypermeta.methods.task_targets import TaskTarget
+    from hypermeta.training.learner import Learner
+
+    class FirstCoordinate(TaskTarget):
+        def dim(self, agent):
+            return 1
+
+        def value(self, agent, params, norms, task):
+            return task[..., :1]
+
+    method = Method("vi-first", "VI first", "hyper", encoder="elbo", task_target=FirstCoordinate("first"))
+    register_method(method, replace=True)
+    try:
+        cfg = dataclasses.replace(method_defaults("grid-world", "vi-first"), frames=960)
+        agent = Learner(cfg).agent
+        assert agent.task_target_dim == 1 and agent.decoders.task is not None and agent.decoders.task_dim == 1
+    finally:
+        del METHODS["vi-first"]
+    for parts, message in ((dict(encoder=None), "encoder None is neither one of rl, elbo, none nor an object of "
+                                                "type EncoderObjective"),
+                           (dict(task_target="nope"), "unknown task_target 'nope'; choose one of: none, task"),
+                           (dict(task_target="base-net"), "a base-net target needs pre-training")):
+        with pytest.raises(ValueError, match=f"^bad: {message}"):
+            Method("bad", "Bad", "hyper", **parts)
+
+
 def test_sequence_names_and_options_are_checked_in_one_line():
     with pytest.raises(UsageError, match=r"^--model.sequence must be one of gru, lstm, transformer, lru, "
                                          r"MODULE:CLASS .*, got 'mamba'$"):

@@ -241,12 +241,14 @@ def load_policy(path: Path, seed: int | None = None, lr: float | None = None,
 
     run, cfg = open_run(path)
     i = pick_run(cfg, seed, lr, run.path)
-    learner = Learner(cfg)  # the agent, built from the configuration as in training
+    learner = None
     try:
+        learner = Learner(cfg)  # the agent, built from the configuration as in training
         step = checkpoint_step(run, str(checkpoint))
         params, norms = restore_policies(run, cfg, step, learner)
     finally:
         run.close()
-        learner.collector.close()  # acting needs no collector (a host environment's would hold envs)
+        if learner is not None:
+            learner.collector.close()  # acting needs no collector (a host environment's would hold envs)
     one = jax.tree.map(lambda x: x[i], (params, norms))
     return Policy(learner.agent, learner.env, *one, config=cfg, seed=cfg.runs[i][0], lr=cfg.runs[i][1], checkpoint=step)

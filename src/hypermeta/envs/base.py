@@ -102,7 +102,8 @@ class EnvironmentBase(abc.ABC):
 
     def prepare_pictures(self) -> None:
         """Start what drawing trials needs (a headless renderer), or say in one line that this
-        environment draws none; called before the evaluation runs, so it fails first."""
+        environment draws none; called before the evaluation runs, so it fails first. (JAX
+        environments; a `HostEnvironment`'s trials are filmed by MuJoCo's renderer instead.)"""
         raise UsageError(f"--render: no pictures for {type(self).__name__} environments")
 
     def draw_trial(self, steps: dict, t: int, beliefs: Any, folder: Path, stem: str, title: str) -> list[Path]:

@@ -35,6 +35,8 @@ from hypermeta.networks.hyper import HyperInit
 Conditioning = Literal["latent", "state+latent", "hyper"]
 PARTS = {"encoder": encoder_objectives.BY_NAME, "policy_input": policy_inputs.BY_NAME,
          "task_target": task_targets.BY_NAME, "pretrain": pretraining.BY_NAME}
+PART_TYPES = {"encoder": EncoderObjective, "policy_input": PolicyInput, "task_target": TaskTarget,
+              "pretrain": Pretraining}
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,15 @@ class Method:
     def __post_init__(self) -> None:
         for f in fields(self):
             value, by_name = getattr(self, f.name), PARTS.get(f.name)
-            if by_name is not None and isinstance(value, str):
+            if by_name is None:
+                continue
+            if isinstance(value, str):
                 if value not in by_name:
                     raise ValueError(f"{self.name}: unknown {f.name} {value!r}; choose one of: {', '.join(by_name)}")
                 object.__setattr__(self, f.name, by_name[value])
+            elif not isinstance(value, PART_TYPES[f.name]):
+                raise ValueError(f"{self.name}: {f.name} {value!r} is neither one of {', '.join(by_name)} "
+                                 f"nor an object of type {PART_TYPES[f.name].__name__}")
         problem = self.task_target.check(self.conditioning, self.encoder, self.pretrain)
         if problem:
             raise ValueError(f"{self.name}: {problem}")

@@ -30,41 +30,50 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TaskTarget:
-    """No target: the base of every target, and the target of methods without task inference."""
+    """A target of task inference: the base of every target (a subclass gives `dim` and
+    `value`, and `distance` where an end-to-end encoder may infer it)."""
 
     name: str
 
     @property
     def decoded(self) -> bool:
         """Whether task inference reconstructs anything (a task decoder or an auxiliary loss)."""
-        return False
+        return True
 
     def dim(self, agent: Agent) -> int:
         """Size of the target."""
-        return 0
+        raise NotImplementedError(f"task target {self.name!r} has no dim()")
 
     def check(self, conditioning: str, encoder: EncoderObjective, pretrain: Pretraining) -> str | None:
         """Why a method of these parts cannot have this target (None: it can)."""
         return None
 
     def value(self, agent: Agent, params: Any, norms: Normalizers, task: Array) -> Array:
-        """The target for raw task vectors (..., task_dim) -> (..., dim)."""
-        raise TypeError(f"{self.name!r}: this method infers no task target")
+        """The target for raw task vectors (..., task_dim) -> (..., dim), without gradient."""
+        raise NotImplementedError(f"task target {self.name!r} has no value()")
 
     def distance(self, agent: Agent, params: Any, norms: Normalizers, e: Array, task: Array) -> Array:
         """End-to-end + task inference: the mean squared error of the conditioning embedding
         `e` as an estimate of the target, averaged over items and dimensions (the reference's
         `add_ti_loss`: `.mean()`). It trains the encoder (through `e`) only."""
-        raise TypeError(f"{self.name!r}: this method infers no task target")
+        raise NotImplementedError(f"task target {self.name!r} cannot be inferred end to end (no distance())")
+
+
+@dataclass(frozen=True)
+class NoTarget(TaskTarget):
+    """Nothing to infer (the methods without task inference)."""
+
+    @property
+    def decoded(self) -> bool:
+        return False
+
+    def dim(self, agent: Agent) -> int:
+        return 0
 
 
 @dataclass(frozen=True)
 class RawTask(TaskTarget):
     """c_M itself."""
-
-    @property
-    def decoded(self) -> bool:
-        return True
 
     def dim(self, agent: Agent) -> int:
         return agent.task_dim
@@ -82,16 +91,12 @@ class RawTask(TaskTarget):
 class TaskEmbeddingTarget(TaskTarget):
     """g(c_M), the multi-task policy's task embedding."""
 
-    @property
-    def decoded(self) -> bool:
-        return True
-
     def dim(self, agent: Agent) -> int:
         return agent.model.policy_latent_embed
 
     def check(self, conditioning: str, encoder: EncoderObjective, pretrain: Pretraining) -> str | None:
         if not pretrain.uses_task_embedding:
-            return "the task embedding g(c) is only learned by pre-training"
+            return f"a {self.name} target needs pre-training, which learns the task embedding g(c) it is made from"
         return None
 
     def value(self, agent: Agent, params: Any, norms: Normalizers, task: Array) -> Array:
@@ -132,7 +137,7 @@ class BaseNetTarget(TaskEmbeddingTarget):
         return jnp.mean(jnp.einsum("...i,ij,...j->...", d, gram, d)) / agent.base_net_size
 
 
-NO_TARGET = TaskTarget("none")
+NO_TARGET = NoTarget("none")
 RAW_TASK = RawTask("task")
 TASK_EMBEDDING = TaskEmbeddingTarget("embedding")
 BASE_NET = BaseNetTarget("base-net")

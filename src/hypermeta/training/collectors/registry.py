@@ -18,6 +18,7 @@ from hypermeta.config import TrainConfig
 from hypermeta.envs.base import Environment
 from hypermeta.envs.host import HostEnvironment
 from hypermeta.envs.trial import TrialWrapper
+from hypermeta.errors import UsageError
 from hypermeta.training.collectors.base import Collector
 from hypermeta.training.collectors.host_collector import HostCollector
 from hypermeta.training.collectors.jax_collector import JaxCollector
@@ -30,15 +31,20 @@ COLLECTORS: dict[type, CollectorFactory] = {
 }
 
 
-def register_collector(kind: type, factory: CollectorFactory) -> None:
+def register_collector(kind: type, factory: CollectorFactory, replace: bool = False) -> None:
     """Collect rollouts of environments of class `kind` (and its subclasses) with
-    `factory(env, trial_wrapper, cfg)`."""
+    `factory(env, trial_wrapper, cfg)`, an object with the `Collector` methods."""
+    if kind in COLLECTORS and not replace:
+        raise UsageError(f"a collector for {kind.__name__} is already registered; pass replace=True to replace it")
     COLLECTORS[kind] = factory
 
 
 def make_collector(env: Any, wrapper: TrialWrapper, cfg: TrainConfig) -> Collector:
-    """The collector of an environment, by its class (the nearest registered one)."""
-    for kind in type(env).__mro__:
-        if kind in COLLECTORS:
-            return COLLECTORS[kind](env, wrapper, cfg)
-    raise TypeError(f"no collector for {type(env).__name__}: register one with register_collector")
+    """The collector of an environment, by its class: the nearest registered class along its
+    hierarchy, else the first registered class it is an instance of (abstract base classes'
+    virtual subclasses)."""
+    kind = next((k for k in type(env).__mro__ if k in COLLECTORS), None)
+    kind = next((k for k in COLLECTORS if isinstance(env, k)), None) if kind is None else kind
+    if kind is None:
+        raise TypeError(f"no collector for {type(env).__name__}: register one with register_collector")
+    return COLLECTORS[kind](env, wrapper, cfg)
