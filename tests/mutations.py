@@ -42,6 +42,10 @@ MUTATIONS = [
      'trial_state = _trial_state(r(info["next_task"]), r(info["next_episode"]), shape)',
      'trial_state = _trial_state(r(info["task"]), r(info["next_episode"]), shape)',
      ["tests/test_host.py"]),
+    ("the LRU's input normalisation dropped", "src/hypermeta/networks/linear_recurrence.py",
+     "b = (self.b_re + 1j * self.b_im) * jnp.exp(self.gamma_log)[:, None]", "b = self.b_re + 1j * self.b_im",
+     ["tests/test_sequence_models.py::test_lru_state_follows_the_papers_normalised_recurrence",
+      "tests/test_sequence_models.py::test_lru_normalisation_keeps_the_states_power_at_its_inputs"]),
 ]
 
 
