@@ -288,6 +288,27 @@ def test_curve_ci_single_seed_and_repeated_x():
         stats.curve_ci(two_lrs)
 
 
+def test_frames_to_reach_uses_the_smoothed_curves():
+    """Seed 0 ramps 0..9 (w = 2: smoothed 0, 0.5, 1.5, 2.5, ...), seed 1 ramps twice as fast
+    (0, 1, 3, 5, ...). Threshold 4: seed 0's smoothed curve reaches it at its 6th point
+    (4.5 at frames 50; the raw curve would at frames 40), seed 1's at frames 30 (5.0); their
+    mean (0, .75, 2.25, 3.75, 5.25) at frames 40. A threshold above both: NaN, 0 reached."""
+    frames = list(range(0, 100, 10))
+    df = curves({("e", "m", 1.0, 0): (frames, [float(i) for i in range(10)]),
+                 ("e", "m", 1.0, 1): (frames, [2.0 * i for i in range(10)])})
+    out = stats.frames_to_reach(df.sample(frac=1.0, random_state=2), 4.0)
+    assert list(out.columns) == ["env", "method", "lr", "mean_curve", "per_seed", "reached", "seeds"]
+    row = out.iloc[0]
+    assert (row["mean_curve"], row["per_seed"], row["reached"], row["seeds"]) == (40.0, (50.0, 30.0), 2, 2)
+    never = stats.frames_to_reach(df, 100.0).iloc[0]
+    assert np.isnan(never["mean_curve"]) and all(np.isnan(never["per_seed"])) and never["reached"] == 0
+    # Threshold 10: only seed 1 gets there (11 at frames 60); the mean does too (11.25 at 80),
+    # which is why the table says how many seeds reached it.
+    one = stats.frames_to_reach(df, 10.0).iloc[0]
+    assert one["per_seed"][1] == 60.0 and np.isnan(one["per_seed"][0]) and one["reached"] == 1
+    assert one["mean_curve"] == 80.0
+
+
 def test_final_scores_ci():
     frames = [0, 10]
     runs = {("e", "m", 0.1, s): (frames, [0.0, v]) for s, v in enumerate([2.0, 4.0, 6.0, 8.0])}

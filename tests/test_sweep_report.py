@@ -203,7 +203,7 @@ def test_sweep_checks_methods_before_training(tmp_path, capsys, methods, fragmen
 
 def test_report_from_small_sweep(sweep_dir, tmp_path):
     out = tmp_path / "report"
-    files = write_report([sweep_dir], out)
+    files = write_report([sweep_dir], out, reach=(-1000.0, 1000.0))
     names = {p.name for p in files}
     for stem in ("curves", "bars", "latent_grads", "state_grads"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names, stem
@@ -215,6 +215,10 @@ def test_report_from_small_sweep(sweep_dir, tmp_path):
     for _, b in best.iterrows():
         label = {"rnn": "RNN", "rnn-s": "RNN+S"}[b["method"]]
         assert f"| grid-world | {label} | {b['lr']:g} | 2 | 9,600 |" in text
+        # sample efficiency: every curve starts above -1000 (at its first evaluation); none reaches 1000
+        first = int(df[(df["method"] == b["method"]) & (df["lr"] == b["lr"])]["frames"].min())
+        assert f"| grid-world | {label} | {b['lr']:g} | -1000 | {first:,} | 2 of 2 | {first:,}, {first:,} |" in text
+        assert f"| grid-world | {label} | {b['lr']:g} | 1000 | not reached | 0 of 2 | not reached, not reached |" in text
     assert "Aggregate" in text
 
 
@@ -250,6 +254,8 @@ def test_report_cli_errors(tmp_path, capsys):
     assert code == 2 and "no such directory" in err
     code, _, err = run_cli(["report", str(tmp_path)], capsys)
     assert code == 2 and "no run directories" in err
+    code, _, err = run_cli(["report", str(tmp_path), "--reach", "nan"], capsys)
+    assert code == 2 and "--reach nan" in err
 
 
 # --------------------------------------------------------------------------- reproduce

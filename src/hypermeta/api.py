@@ -539,7 +539,8 @@ def _silent(_: str) -> None:
 
 
 def report(dirs: Run | PathLike | Sequence[Run | PathLike], out: PathLike = "report", *,
-           metric: Literal["average", "final", "auc"] = "average", title: str | None = None) -> list[Path]:
+           metric: Literal["average", "final", "auc"] = "average", title: str | None = None,
+           reach: Sequence[float] = ()) -> list[Path]:
     """Figures, tables and statistics at each method's best learning rate: `hypermeta report`.
 
     Args:
@@ -548,6 +549,8 @@ def report(dirs: Run | PathLike | Sequence[Run | PathLike], out: PathLike = "rep
         metric: how the best lr is chosen: mean return over training (the paper), final return,
             or the area under the curve.
         title: the report's title.
+        reach: returns for a table of the frames each method needs to reach them (sample
+            efficiency, on the smoothed curves), e.g. `reach=[30]`.
 
     Returns:
         The files written. Needs the report extra (pip install 'hypermeta[report]').
@@ -556,4 +559,4 @@ def report(dirs: Run | PathLike | Sequence[Run | PathLike], out: PathLike = "rep
 
     items = [dirs] if isinstance(dirs, Run | str | Path) else list(dirs)
     paths = [d.path if isinstance(d, Run) else Path(d) for d in items]
-    return write_report(paths, Path(out), metric=metric, title=title)
+    return write_report(paths, Path(out), metric=metric, title=title, reach=tuple(float(r) for r in reach))

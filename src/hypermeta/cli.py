@@ -204,12 +204,14 @@ class ReportArgs:
     """Where the figures, tables and statistics go."""
     metric: Literal["average", "final", "auc"] = "average"
     """How the best learning rate is chosen: mean return over training (the paper), final return, or area under the curve."""
+    reach: tuple[float, ...] = ()
+    """Returns for a sample-efficiency table: the frames each method's smoothed curve needs to reach them (e.g. --reach 30)."""
 
 
 def report_main(argv: list[str]) -> None:
     args = tyro.cli(ReportArgs, args=argv, prog="hypermeta report",
                     description="Figures, tables and statistics of finished or running runs, at each method's best learning rate.")
-    files = api.report(list(args.dirs), args.out, metric=args.metric)
+    files = api.report(list(args.dirs), args.out, metric=args.metric, reach=args.reach)
     print(f"done: {args.out} ({', '.join(p.name for p in files)})")
 
 

@@ -157,6 +157,31 @@ def diverged_section(diverged: pd.DataFrame, tuned: bool = False) -> list[str]:
     return [*lines, ""]
 
 
+def _frames(value: float) -> str:
+    return f"{int(value):,}" if np.isfinite(value) else "not reached"
+
+
+def reach_section(best: pd.DataFrame, thresholds: tuple[float, ...], tuned: bool = False) -> list[str]:
+    """Markdown lines: the frames at which each method (at its best lr) first reaches each return
+    in `thresholds` (none if no threshold is given)."""
+    if not thresholds:
+        return []
+    size_head, size_rule = (" state embedding |", "---|") if tuned else ("", "")
+    lines = ["## Frames to reach a return", "",
+             "Sample efficiency at the best learning rate: the first frames at which the smoothed curve (the figures' "
+             "smoothing) reaches the return; `mean curve`: the mean over seeds (the curve the figure draws), `each seed`: "
+             "every seed's own curve, by seed. Within the frames this report covers.", "",
+             f"| environment | method | lr |{size_head} return | mean curve | seeds reaching it | each seed |",
+             f"|---|---|---|{size_rule}---|---|---|---|"]
+    for threshold in thresholds:
+        for _, r in stats.frames_to_reach(best, threshold).iterrows():
+            size = f" {int(r['state_embed'])} |" if tuned else ""
+            lines.append(f"| {r['env']} | {_label(r['method'])} | {r['lr']:g} |{size} {threshold:g} | "
+                         f"{_frames(r['mean_curve'])} | {r['reached']} of {r['seeds']} | "
+                         f"{', '.join(_frames(v) for v in r['per_seed'])} |")
+    return [*lines, ""]
+
+
 def _divergence_note(diverged: pd.DataFrame, row: pd.Series, runs: int) -> str:
     """'' or 'k of n seeds (seed S at update U, ...); not eligible' for one configuration
     (env, method, lr and the state embedding where the report is tuned over it)."""
@@ -200,10 +225,15 @@ def aggregate_section(best: pd.DataFrame) -> tuple[str, plt.Figure | None]:
     return "\n".join(lines) + "\n", fig
 
 
-def write_report(paths: list[Path], out: Path, metric: str = "average", title: str | None = None) -> list[Path]:
-    """Write the report of every run below `paths` into `out`; returns the files written."""
+def write_report(paths: list[Path], out: Path, metric: str = "average", title: str | None = None,
+                 reach: tuple[float, ...] = ()) -> list[Path]:
+    """Write the report of every run below `paths` into `out`; returns the files written.
+    `reach`: returns whose first frames (sample efficiency) the report tabulates."""
     if metric not in stats.METRICS:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(stats.METRICS)}")
+    bad = [r for r in reach if not np.isfinite(r)]
+    if bad:
+        raise UsageError(f"--reach {bad[0]}: give finite returns (e.g. --reach 30)")
     df, cut = common_budget(load_runs(paths))
     diverged = stats.diverged_runs(df)
     best_lr = stats.best_lrs(df, metric)  # lrs with a diverged run are not eligible
@@ -241,6 +271,7 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
             *diverged_section(diverged, tuned),
             "## Final and average return at the best learning rate", "",
             markdown_table(best_lr, final, average, frames, tuned),
+            *reach_section(best, tuple(reach), tuned),
             *[f"{_label(m)} on {e}: every learning rate diverged in at least one seed; no best learning rate.\n"
               for e, m in sorted(set(map(tuple, df[["env", "method"]].drop_duplicates().to_numpy())) -
                                  set(map(tuple, best_lr[["env", "method"]].to_numpy())))],

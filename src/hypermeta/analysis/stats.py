@@ -228,6 +228,58 @@ def _downsample_indices(n: int, max_points: int | None) -> np.ndarray:
     return np.round(np.linspace(0, n - 1, max_points)).astype(int)
 
 
+def _smoothed_seeds(df: pd.DataFrame, fraction: float, x: str, y: str) -> list[pd.Series]:
+    """Each seed's `y` sorted by `x` and smoothed over its own points (index: x), by seed."""
+    smoothed: list[pd.Series] = []
+    for seed, run in df.groupby("seed", sort=True):
+        run = run.sort_values(x, kind="stable")
+        xs = run[x].to_numpy()
+        if len(np.unique(xs)) != len(xs):
+            raise ValueError(f"seed {seed} has repeated {x} values; pass one (env, method, lr) group")
+        smoothed.append(pd.Series(smooth(run[y].to_numpy(), fraction), index=xs))
+    return smoothed
+
+
+def _common_index(smoothed: list[pd.Series]) -> pd.Index:
+    """The x values present in every seed's curve, sorted."""
+    common = smoothed[0].index
+    for s in smoothed[1:]:
+        common = common.intersection(s.index)
+    return common.sort_values()
+
+
+def _first_reach(curve: pd.Series, threshold: float) -> float:
+    """The first x at which `curve` is at least `threshold` (NaN if never)."""
+    hit = np.flatnonzero(curve.to_numpy() >= threshold)
+    return float(curve.index[hit[0]]) if len(hit) else float("nan")
+
+
+def frames_to_reach(
+    df: pd.DataFrame,
+    threshold: float,
+    fraction: float = SMOOTHING_FRACTION,
+    x: str = "frames",
+    y: str = "meta_episode_return",
+) -> pd.DataFrame:
+    """Sample efficiency: the `x` at which each configuration's smoothed curve first reaches
+    `threshold`, per (env, method[, state_embed], lr) of `df` (give it `select_best`'s rows).
+
+    Curves are smoothed as in the figures (per seed, trailing `fraction`). Columns: the group
+    keys, `mean_curve` (first x where the mean over seeds of the smoothed curves, on the x
+    every seed has, reaches the threshold), `per_seed` (a tuple: each seed's own first x, by
+    seed; NaN where a seed never reaches it), `reached` (how many seeds did) and `seeds`.
+    NaN in `mean_curve`: the mean curve never reaches the threshold within the run.
+    """
+    rows = []
+    for key, group in df.groupby(group_keys(df), sort=True):
+        smoothed = _smoothed_seeds(group, fraction, x, y)
+        common = _common_index(smoothed)
+        mean = pd.Series(np.mean([s.loc[common].to_numpy() for s in smoothed], axis=0), index=common)
+        per_seed = tuple(_first_reach(s, threshold) for s in smoothed)
+        rows.append((*key, _first_reach(mean, threshold), per_seed, int(np.isfinite(per_seed).sum()), len(smoothed)))
+    return pd.DataFrame(rows, columns=[*group_keys(df), "mean_curve", "per_seed", "reached", "seeds"])
+
+
 def curve_ci(
     df: pd.DataFrame,
     fraction: float = SMOOTHING_FRACTION,
@@ -244,19 +296,10 @@ def curve_ci(
     Columns: <x>, mean, low, high, seeds. A repeated x within one seed raises ValueError
     (it usually means several lrs or groups were passed together).
     """
-    smoothed: list[pd.Series] = []
-    for seed, run in df.groupby("seed", sort=True):
-        run = run.sort_values(x, kind="stable")
-        xs = run[x].to_numpy()
-        if len(np.unique(xs)) != len(xs):
-            raise ValueError(f"seed {seed} has repeated {x} values; pass one (env, method, lr) group")
-        smoothed.append(pd.Series(smooth(run[y].to_numpy(), fraction), index=xs))
+    smoothed = _smoothed_seeds(df, fraction, x, y)
     if not smoothed:
         return pd.DataFrame(columns=[x, "mean", "low", "high", "seeds"])
-    common = smoothed[0].index
-    for s in smoothed[1:]:
-        common = common.intersection(s.index)
-    common = common.sort_values()
+    common = _common_index(smoothed)
     common = common[_downsample_indices(len(common), max_points)]
     matrix = np.stack([s.loc[common].to_numpy() for s in smoothed])  # seeds x points
     low, high = bootstrap_ci(matrix, confidence=confidence, axis=0)
