@@ -116,8 +116,8 @@ def main(frames: int = DEFAULT_FRAMES, out: Path | None = None, num_envs: int | 
 
     out = Path(out) if out is not None else Path("runs") / f"example-swapped-cartpole_{time.strftime('%Y%m%d-%H%M%S')}"
     run = hypermeta.train(cfg, out)
-    for key, value in run.summary["final_meta_episode_return"].items():
-        print(f"{key}: return per trial {value:.1f} (at most 200); metrics: {run.path / 'metrics.csv'}")
+    for (seed, lr), value in run.final_returns.items():
+        print(f"seed {seed}, lr {lr:g}: return per trial {value:.1f} (at most 200); metrics: {run.path / 'metrics.csv'}")
     return run
 
 

@@ -87,7 +87,7 @@ def main(frames: int = DEFAULT_FRAMES, out: Path | None = None, num_envs: int | 
 
     out = Path(out) if out is not None else Path("runs") / f"example-rnn-hn-kaiming-ti_{time.strftime('%Y%m%d-%H%M%S')}"
     run = hypermeta.train(cfg, out)
-    final = next(iter(run.summary["final_meta_episode_return"].values()))
+    final = next(iter(run.final_returns.values()))
     print(f"{RNN_HN_KAIMING_TI.paper_name}: return per trial {final:.2f} (Grid-World: random -4.66, "
           f"Bayes-optimal 37.21); compare with `--method rnn-hn-ti` and `rnn-hn-kaiming` at the same budget")
     return run

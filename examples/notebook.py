@@ -51,7 +51,7 @@ if args.num_envs is not None:
     overrides["ppo"] = {"num_envs": args.num_envs}
 cfg = hypermeta.configure("grid-world", "rnn-hn", **overrides)
 run = hypermeta.train(cfg, OUT / "run")
-print(run, run.summary["final_meta_episode_return"])
+print(run, run.final_returns)  # (seed, lr) -> last evaluated return per trial
 
 # %% Evaluate the saved policy on 100 fresh goals (what `hypermeta eval OUT/run` does)
 evaluation = hypermeta.evaluate(run, trials=100)

@@ -133,7 +133,7 @@ def main(frames: int = DEFAULT_FRAMES, out: Path | None = None, num_envs: int | 
             overrides["ppo"] = {"num_envs": num_envs}
         cfg = hypermeta.configure("grid-world", method, **overrides)
         run = hypermeta.train(cfg, out / method)
-        final = next(iter(run.summary["final_meta_episode_return"].values()))
+        final = next(iter(run.final_returns.values()))
         print(f"{method} with minGRU: return per trial {final:.2f} (Grid-World: random -4.66, "
               f"Bayes-optimal 37.21)")
         runs.append(run)

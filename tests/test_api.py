@@ -265,6 +265,8 @@ def test_train_returns_the_finished_run(run):
     assert (metrics["method"] == "rnn-hn").all() and not metrics["diverged"].any()
     final = metrics[metrics["update"] == 4].set_index("seed")["meta_episode_return"]
     assert final[2] == pytest.approx(run.summary["final_meta_episode_return"]["seed=2,lr=0.001"])
+    assert list(run.final_returns) == [(1, 1e-3), (2, 1e-3)]
+    assert run.final_returns[(2, 1e-3)] == pytest.approx(final[2])
     loaded = hypermeta.load_run(run.path)
     assert loaded == run and loaded.config == run.config and loaded.evaluations == []
     with pytest.raises(UsageError) as e:
@@ -291,7 +293,7 @@ def test_resume_refuses_what_the_command_refuses_and_continues(run, tmp_path):
         hypermeta.train(hypermeta.configure("grid-world", "rnn-hn", **{**RUN_SETTINGS, "frames": 480}), unfinished,
                         resume=True)
     one_line_error(e, "frames=480", "frames=240", "differs")
-    assert not (unfinished / "summary.json").exists()
+    assert not (unfinished / "summary.json").exists() and hypermeta.load_run(unfinished).final_returns == {}
     # The stored configuration (cfg None): its last checkpoint is its budget, so the run just finishes.
     resumed = hypermeta.train(None, unfinished, resume=True, progress=False)
     assert resumed.finished and resumed.summary["updates"] == 4 and resumed.config == run.config

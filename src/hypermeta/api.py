@@ -324,6 +324,15 @@ class Run:
         return json.loads(path.read_text()) if path.is_file() else None
 
     @property
+    def final_returns(self) -> dict[tuple[int, float], float | None]:
+        """(seed, lr) -> the run's last evaluated meta-episode return (None: the run diverged),
+        in the order of `runs`; empty until training finished (`metrics` has every evaluation)."""
+        from hypermeta.rundir import run_key
+
+        finals = (self.summary or {}).get("final_meta_episode_return", {})
+        return {(seed, lr): finals[run_key(seed, lr)] for seed, lr in self.runs if run_key(seed, lr) in finals}
+
+    @property
     def metrics(self) -> pd.DataFrame:
         """metrics.csv as a pandas DataFrame, one row per evaluation per run, with env, method,
         state_embed, run_dir, finished and a boolean `diverged` added (`hypermeta.analysis.runs`);
