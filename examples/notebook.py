@@ -80,7 +80,7 @@ while True:
     returns[-1] += float(reward)
     paths[-1].append(tuple(int(v) for v in obs))
     if done:
-        if len(returns) == policy.episodes_per_trial:  # the trial is over (the policy knows too)
+        if policy.trial_ends(done):  # the K-th episode: the trial is over (the next act would start afresh)
             break
         # The next episode starts on the same goal; the policy keeps its memory across it.
         obs, state = reset(reset_key, task)

@@ -327,8 +327,9 @@ def test_a_policy_in_a_python_loop_gets_the_returns_of_hypermeta_eval(run):
             assert action.shape == () and 0 <= int(action) < 5
             obs, state, reward, done, _ = step(key, state, action, task)
             returns[episode] += float(reward)
+            episode += int(done)
+            assert policy.trial_ends(done) == (episode == K)  # the trial's position, as the policy counts it
             if done:
-                episode += 1
                 obs, state = env.reset(key, task)
         np.testing.assert_allclose(returns, expected[trial], atol=1e-4)
 
@@ -345,10 +346,12 @@ def assert_policy_replays_the_evaluation(policy, learner, params, norms, trials:
     obs, state = reset(keys, tasks)
     reward, done = np.zeros(trials), np.zeros(trials, bool)
     actions, latents = [], []
+    assert policy.trial_ends(done).all()  # nothing acted yet: the first act starts the trials
     for _ in range(K * STEPS + 3):  # 3 steps of the next trial (same tasks): memory must start afresh
         actions.append(policy.act(obs, reward=reward, done=done, task=tasks if policy.needs_task else None))
         latents.append(policy.latent)
         obs, state, reward, done, _ = step(keys, state, actions[-1], tasks)
+        np.testing.assert_array_equal(policy.trial_ends(done), np.asarray(done) & (len(actions) == K * STEPS))
         if done.all():  # Grid-World's episodes all last 15 steps
             obs, state = reset(keys, tasks)
     np.testing.assert_array_equal(np.array(actions[:K * STEPS]), seen["action"])

@@ -5,14 +5,13 @@
     key, k_task, k_reset = jax.random.split(key, 3)
     task = env.sample_task(k_task)                     # one task for the trial's K episodes
     obs, state = env.reset(k_reset, task)
-    action, episodes = policy.act(obs), 0              # a new trial: fresh memory
+    action = policy.act(obs)                           # a new trial: fresh memory
     for step in range(1000):
         key, k_step, k_task, k_reset = jax.random.split(key, 4)
         obs, state, reward, done, info = env.step(k_step, state, action, task)
         if done:                                       # the episode ended
-            episodes += 1
-            if episodes % policy.episodes_per_trial == 0:
-                task = env.sample_task(k_task)         # the trial ended: the policy's memory does too
+            if policy.trial_ends(done):                # ...and the trial with it (its K-th episode)
+                task = env.sample_task(k_task)         # the policy's memory starts afresh too
             obs, state = env.reset(k_reset, task)
         action = policy.act(obs, reward=reward, done=done)
 
@@ -142,6 +141,25 @@ class Policy:
         """The encoder's latent at the last step, (2 * latent_dim,) or (n, 2 * latent_dim)
         ([mean, log-variance] for the VariBAD-type methods); None before the first step."""
         return self._latent
+
+    def trial_ends(self, done: Any) -> bool | np.ndarray:
+        """Whether the next `act`, given this `done`, starts a new trial (fresh memory): the
+        K-th episode of the trial just ended (or `reset` asked for it). Draw the new trial's
+        task before resetting the environment there.
+
+        Args:
+            done: what the last step returned, bool or (n,), as the next `act` will get it.
+
+        Returns:
+            A bool for one environment, a boolean (n,) array for n; True everywhere before the
+            first `act`.
+        """
+        if self._state is None:
+            return True if np.ndim(done) == 0 else np.ones(np.shape(done), bool)
+        n = self._state.new_trial.shape[0]
+        finished = _per_env(done, n, bool)
+        ends = np.asarray(self._state.new_trial) | (finished & (np.asarray(self._state.episode) + 1 >= self.episodes_per_trial))
+        return bool(ends[0]) if np.ndim(done) == 0 and n == 1 else ends
 
     def reset(self, envs: Any = None) -> None:
         """Start new trials: fresh memory at the next `act`.
