@@ -159,18 +159,27 @@ def test_eval_bad_input_is_one_line(trained, tmp_path, capsys, argv, message):
     assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_eval_of_a_host_environment_reports_successes(trained):
+class GridWorldWithSuccess(JaxOnHost):
+    reports_success = True  # its task envs' info holds "success" (0: Grid-World has none)
+
+
+@pytest.mark.parametrize("host_env", [JaxOnHost, GridWorldWithSuccess])
+def test_eval_of_a_host_environment_reports_successes_where_it_has_them(trained, host_env):
     """The same policy through the host collector (a JAX env stepped in Python): per-trial
-    returns and success rates, every trial counted."""
+    returns, every trial counted, and success rates only from an environment that reports
+    them (Grid-World has no notion of success: no column of zeros)."""
     path, _ = trained
     run, cfg = open_run(path)
     state = restore_states(run, cfg, 8)
-    learner = Learner(dataclasses.replace(cfg, eval_trials=3), env=JaxOnHost(GridWorld()))
+    learner = Learner(dataclasses.replace(cfg, eval_trials=3), env=host_env(GridWorld()))
     try:
         got = evaluate_runs(learner, state.params, state.norms, [1], seed=5)[1][""]
     finally:
         learner.collector.close()
-    assert got["returns"].shape == got["successes"].shape == (3, 4)
+    assert got["returns"].shape == (3, 4)
+    assert ("successes" in got) == host_env.reports_success
+    if host_env.reports_success:
+        np.testing.assert_array_equal(got["successes"], np.zeros((3, 4)))
     hits = (got["returns"] + 1.5) / 1.1  # 15 steps of -0.1 or +1 per episode
     np.testing.assert_allclose(hits, np.round(hits), atol=1e-4)
 

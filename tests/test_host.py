@@ -60,6 +60,7 @@ class CounterEnv(HostEnvironment):
     episodes_per_trial: int = 2
     max_episode_steps: int = 5  # the longest evaluation env's
     splits: tuple[str, ...] = ("train", "test")
+    reports_success: bool = True
 
     @property
     def observation_space(self) -> Box:

@@ -6,7 +6,7 @@ An environment that cannot be jitted (Meta-World; your own simulator) plugs in a
     env.sample_task(rng)          # draw the next trial's task with the numpy Generator rng
     env.task                      # the current task vector c_M, float32 (task_dim,)
     obs, info = env.reset()       # start an episode of the current task
-    obs, reward, terminated, truncated, info = env.step(action)   # info may hold "success"
+    obs, reward, terminated, truncated, info = env.step(action)   # info may hold "success" (reports_success)
 
 `TrialEnv` turns a task env into the same auto-resetting stream of trials that
 `hypermeta.envs.trial.TrialWrapper` makes of a JAX environment: K episodes per task,
@@ -53,6 +53,10 @@ class HostEnvironment(EnvironmentBase):
     #: Task sets evaluated separately; training samples from the first. Each gets its own
     #: metrics.csv columns (the first unprefixed, the others prefixed "<split>_").
     splits: tuple[str, ...] = ("train",)
+    #: Whether the task envs report `info["success"]` (Meta-World does): only then do
+    #: metrics.csv and evaluations get success columns (an environment without a notion of
+    #: success would otherwise show a success rate of 0).
+    reports_success: bool = False
 
     @abc.abstractmethod
     def make_task_env(self, split: str, evaluation_index: int | None = None) -> gymnasium.Env:

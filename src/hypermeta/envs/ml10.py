@@ -135,6 +135,7 @@ class ML10(HostEnvironment):
 
     max_episode_steps: int = 500
     episodes_per_trial: int = 2
+    reports_success: bool = True
     benchmark_seed: int = 0
     """Seed of Meta-World's fixed set of 50 task instances per class."""
     splits: tuple[str, ...] = ("train", "test")

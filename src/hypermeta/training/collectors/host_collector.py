@@ -179,7 +179,8 @@ class HostCollector:
             results = {}
             for s, split in enumerate(self.env.splits):
                 returns, successes = self.evaluate_run(split, params, norms, seed)
-                results["" if s == 0 else split] = {"returns": returns, "successes": successes}
+                results["" if s == 0 else split] = {"returns": returns,
+                                                    **({"successes": successes} if self.env.reports_success else {})}
             return results
 
         return evaluate
@@ -265,8 +266,9 @@ class HostCollector:
                 returns, successes = self.evaluate_run(split, params, norms, int(seeds[r]))
                 metrics[f"{prefix}episode_returns"].append(returns.mean(axis=0))
                 metrics[f"{prefix}meta_episode_return"].append(returns.sum(axis=1).mean())
-                metrics[f"{prefix}episode_successes"].append(successes.mean(axis=0))
-                metrics[f"{prefix}success_rate"].append(successes.mean())
+                if self.env.reports_success:
+                    metrics[f"{prefix}episode_successes"].append(successes.mean(axis=0))
+                    metrics[f"{prefix}success_rate"].append(successes.mean())
         return {name: np.stack(values) for name, values in metrics.items()}
 
     def chunk(self, states: RunState, num_updates: int) -> tuple[RunState, dict]:
