@@ -15,6 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -220,6 +221,50 @@ def test_report_from_small_sweep(sweep_dir, tmp_path):
         assert f"| grid-world | {label} | {b['lr']:g} | -1000 | {first:,} | 2 of 2 | {first:,}, {first:,} |" in text
         assert f"| grid-world | {label} | {b['lr']:g} | 1000 | not reached | 0 of 2 | not reached, not reached |" in text
     assert "Aggregate" in text
+
+
+def _noisy_curves(seeds: int = 2, points: int = 40) -> pd.DataFrame:
+    """One configuration's evaluations: a rising trend plus noise of a few points per seed."""
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"env": "grid-world", "method": "rnn-hn", "state_embed": 25, "lr": 1e-3, "seed": s,
+                          "update": 5 * (i + 1), "frames": 4800 * (i + 1), "diverged": False,
+                          "meta_episode_return": i + 4 * rng.normal()} for s in range(seeds) for i in range(points)])
+
+
+def _lines(ax):
+    """(solid labelled lines, faint unlabelled lines) of an axis: label -> y, and a list of y."""
+    labelled = {ln.get_label(): ln.get_ydata() for ln in ax.lines if not ln.get_label().startswith("_")}
+    faint = [ln.get_ydata() for ln in ax.lines if ln.get_alpha() is not None and ln.get_alpha() < 1]
+    return labelled, faint
+
+
+def test_run_curves_draw_the_papers_smoothing_over_the_faint_evaluations():
+    """curve.png: the labelled line is the mean of the seeds' smoothed curves; the raw mean
+    over seeds is drawn faintly behind it."""
+    from hypermeta.analysis.plot import run_figure
+    from hypermeta.config import TrainConfig
+
+    df = _noisy_curves()
+    rows = df.astype({"lr": str, "seed": str}).assign(diverged="0").to_dict("records")  # as metrics.csv reads
+    fig = run_figure(rows, TrainConfig())
+    labelled, faint = _lines(fig.axes[0])
+    raw = df.pivot_table(index="frames", columns="seed", values="meta_episode_return")
+    smoothed = np.mean([stats.smooth(raw[s].to_numpy()) for s in raw.columns], axis=0)
+    np.testing.assert_allclose(labelled["lr 0.001 (2 seeds)"], smoothed)
+    assert len(faint) == 1
+    np.testing.assert_allclose(faint[0], raw.mean(axis=1))
+
+
+def test_report_curves_draw_the_papers_smoothing_over_the_faint_evaluations():
+    """The report's curves: the smoothed mean with its CI (`stats.curve_ci`) over the faint raw mean."""
+    from hypermeta.analysis.report import plot_curves
+
+    df = _noisy_curves()
+    fig = plot_curves(df, "meta_episode_return", "return", "frames", {"rnn-hn": "C0"}, references=False)
+    labelled, faint = _lines(fig.axes[0])
+    np.testing.assert_allclose(next(iter(labelled.values())), stats.curve_ci(df)["mean"])
+    assert len(faint) == 1
+    np.testing.assert_allclose(faint[0], df.groupby("frames")["meta_episode_return"].mean())
 
 
 def test_report_merges_run_directories_from_two_machines(sweep_dir, tmp_path):

@@ -1,4 +1,7 @@
-"""curve.png of a run directory: mean over seeds per learning rate, with a standard-error band.
+"""curve.png of a run directory: per learning rate, the mean over seeds of the raw evaluations
+(faint) and of the seeds' smoothed curves (the paper's smoothing, `analysis.smoothing`), with
+the smoothed curves' standard-error band. One evaluation of 16 trials swings by several points
+of return; the smoothed line shows the trend, the faint one what was measured.
 
 Evaluations of a run marked diverged (metrics.csv `diverged` = 1) are left out: a learning
 rate's curve ends where one of its seeds diverged, and its legend entry says so."""
@@ -13,6 +16,7 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
+from hypermeta.analysis.smoothing import smooth
 from hypermeta.config import TrainConfig
 from hypermeta.envs.registry import env_spec
 from hypermeta.methods.registry import paper_label, run_label
@@ -60,25 +64,38 @@ def _curves(rows: list[dict], column: str) -> dict[float, tuple[np.ndarray, np.n
 
 def _draw(ax, curves: dict[float, tuple[np.ndarray, np.ndarray]], style: str, suffix: str,
           diverged: dict[float, str] | None = None) -> None:
-    """Mean over seeds per lr (colour by lr), with a standard-error band."""
+    """Per lr (colour by lr): the raw mean over seeds (faint), the mean of the seeds' smoothed
+    curves (labelled) and its standard-error band."""
     diverged = diverged or {}
     for i, (lr, (frames, values)) in enumerate(curves.items()):
         label = f"lr {lr:g} ({seeds_text(len(values))}){suffix}{diverged.get(lr, '')}"
         if values.shape[1] == 0:  # every point of this lr is past a divergence: a legend entry only
             ax.plot([], [], style, color=f"C{i}", label=label)
             continue
-        mean = values.mean(axis=0)
-        sem = values.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros_like(mean)
+        ax.plot(frames, values.mean(axis=0), style, color=f"C{i}", alpha=0.3, lw=0.7)
+        smoothed = np.stack([smooth(v) for v in values])
+        mean = smoothed.mean(axis=0)
+        sem = smoothed.std(axis=0, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.zeros_like(mean)
         ax.plot(frames, mean, style, color=f"C{i}", label=label)
-        ax.fill_between(frames, mean - sem, mean + sem, color=f"C{i}", alpha=0.2)
+        ax.fill_between(frames, mean - sem, mean + sem, color=f"C{i}", alpha=0.2, lw=0)
 
 
 def plot_run(run: RunDir, cfg: TrainConfig) -> None:
+    """Write the run's curve.png (`run_figure` of its metrics.csv)."""
+    fig = run_figure(run.read_metrics(), cfg)
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(run.curve_path, buf.getvalue())
+
+
+def run_figure(rows: list[dict], cfg: TrainConfig) -> plt.Figure:
     """Meta-episode return against frames, one line per lr, reference returns as dashed lines.
 
     Environments with a test task set (ML10) add its return as dashed lines, and those that
     report success a second panel with the success rates."""
-    rows = run.read_metrics()
     has_test = bool(rows) and "test_meta_episode_return" in rows[0]
     has_success = bool(rows) and "success_rate" in rows[0]
     fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11.5 if has_success else 6.4, 4.2), squeeze=False)
@@ -100,9 +117,4 @@ def plot_run(run: RunDir, cfg: TrainConfig) -> None:
     ax.set_title(f"{paper_label(run_label(cfg.method, cfg.model.sequence))} on {cfg.env}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(run.curve_path, buf.getvalue())
+    return fig

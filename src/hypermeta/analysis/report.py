@@ -3,7 +3,8 @@
 Every method is shown at its best learning rate (the paper: the lr whose mean over
 seeds of the average return over training is highest). Curves are smoothed per run
 (trailing moving average over 10% of the points) and shown as the mean over seeds
-with a 68% bootstrap confidence interval, like the paper's figures.
+with a 68% bootstrap confidence interval, like the paper's figures, over the faint mean
+of the raw evaluations.
 
 Diverged runs (non-finite losses or parameters during training) are listed in their own
 section and flagged in the table of every learning rate; an lr with a diverged run in any
@@ -87,6 +88,8 @@ def plot_curves(best: pd.DataFrame, y: str, ylabel: str, x: str, colors: dict[st
             if group.empty:  # e.g. a method trained without --grad-info
                 continue
             curve = stats.curve_ci(group, x=x, y=y)
+            raw = group.pivot_table(index=x, columns="seed", values=y).dropna()  # the x every seed has
+            ax.plot(raw.index, raw.mean(axis=1), color=colors[method], alpha=0.3, lw=0.7)  # the evaluations, faint
             lr = group["lr"].iloc[0]
             size = f", state {int(group['state_embed'].iloc[0])}" if tuned else ""
             ax.plot(curve[x], curve["mean"], color=colors[method],

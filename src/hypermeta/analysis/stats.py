@@ -18,7 +18,6 @@ so the heavy imports sit at the top.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,8 @@ import scipy.stats
 from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
-SMOOTHING_FRACTION = 0.1
+from hypermeta.analysis.smoothing import SMOOTHING_FRACTION, smooth
+
 CONFIDENCE = 0.68
 METRICS = ("average", "final", "auc")
 
@@ -51,25 +51,6 @@ AGGREGATE_STATISTICS = ("IQM", "Mean", "Median", "Optimality gap")
 
 
 # --------------------------------------------------------------------------- curves
-
-
-def smooth(values: np.ndarray, fraction: float = SMOOTHING_FRACTION) -> np.ndarray:
-    """Trailing moving average over the last w = max(2, floor(fraction * N)) of N points.
-
-    The start is edge-padded with the first value, so the output has length N and
-    ``out[i] = mean(padded[i : i + w])`` with ``padded = [v0] * (w - 1) + values``.
-    Arrays of 0 or 1 points are returned unchanged (as float).
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1:
-        raise ValueError(f"smooth expects a 1-D array, got shape {values.shape}")
-    n = values.shape[0]
-    if n <= 1:
-        return values.copy()
-    # floor as in the original (int(smoothing_sz * len)); at least 2 so some smoothing happens.
-    w = max(2, math.floor(fraction * n))
-    padded = np.concatenate([np.full(w - 1, values[0]), values])
-    return np.lib.stride_tricks.sliding_window_view(padded, w).mean(axis=1)
 
 
 def bootstrap_ci(
