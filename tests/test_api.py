@@ -190,7 +190,7 @@ def test_every_command_calls_the_api(tmp_path, monkeypatch, capsys):
     main(["train", "--method", "rnn", "--frames", "960", "--out", str(tmp_path / "t")])
     main(["sweep", "--methods", "rnn", "--lr", "1e-3", "--seeds", "1", "--frames", "960", "--out", str(tmp_path / "s")])
     main(["eval", str(tmp_path / "t"), "--trials", "8", "--checkpoint", "4", "--compile-cache", "off"])
-    main(["report", str(tmp_path / "s"), "--out", str(tmp_path / "r"), "--metric", "final"])
+    main(["report", str(tmp_path / "s"), "--out", str(tmp_path / "r"), "--metric", "final", "--reach", "30", "35.5"])
     out = capsys.readouterr().out
     (cfg, out_dir), kwargs = calls["train"]
     assert cfg == hypermeta.configure("grid-world", "rnn", frames=960) and out_dir == tmp_path / "t"
@@ -201,7 +201,7 @@ def test_every_command_calls_the_api(tmp_path, monkeypatch, capsys):
     (path,), kwargs = calls["evaluate"]
     assert path == tmp_path / "t" and (kwargs["trials"], kwargs["checkpoint"], kwargs["compile_cache"]) == (8, "4", "off")
     (dirs, report_out), kwargs = calls["report"]
-    assert (dirs, report_out, kwargs) == ([tmp_path / "s"], tmp_path / "r", {"metric": "final"})
+    assert (dirs, report_out, kwargs) == ([tmp_path / "s"], tmp_path / "r", {"metric": "final", "reach": (30.0, 35.5)})
     assert f"done: {tmp_path / 't'}" in out and str(tmp_path / "s" / "grid-world" / "rnn") in out
 
 
@@ -243,13 +243,13 @@ def test_report_takes_runs_and_paths(tmp_path, monkeypatch):
     import hypermeta.analysis.report as report
 
     calls = []
-    monkeypatch.setattr(report, "write_report", lambda paths, out, metric, title: calls.append((paths, out, metric, title))
-                        or [out / "curves.png"])
+    monkeypatch.setattr(report, "write_report", lambda paths, out, metric, title, reach:
+                        calls.append((paths, out, metric, title, reach)) or [out / "curves.png"])
     files = hypermeta.report([hypermeta.Run(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "r"), metric="auc")
     assert files == [tmp_path / "r" / "curves.png"]
-    assert calls == [([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "auc", None)]
-    hypermeta.report(tmp_path / "a", title="mine")
-    assert calls[1] == ([tmp_path / "a"], Path("report"), "average", "mine")
+    assert calls == [([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "auc", None, ())]
+    hypermeta.report(tmp_path / "a", title="mine", reach=[30])
+    assert calls[1] == ([tmp_path / "a"], Path("report"), "average", "mine", (30.0,))
 
 
 # --------------------------------------------------------------------------- a trained run
