@@ -78,8 +78,9 @@ def main() -> None:
               f"(oracle {ORACLE}).", *([f"Not finished yet: {', '.join(missing)}."] if missing else []), "",
               "## Orderings (68% CIs: '>' above, '~' overlapping)", "",
               "| pair | final | average | frames to reach 30 |", "|---|---|---|---|"]
-    pairs = [("RNN+HN", "RNN+S"), ("RNN+S", "RNN"), ("RNN+HN", "RNN"), ("RNN+HN", "TI++HN"), ("RNN+HN (256)", "TI++HN"),
-             ("TI++HN", "TI"), ("TI++HN", "TI Naive"), ("TI++HN", "VI+HN"), ("RNN+HN", "RNN+HN (256)")]
+    pairs = [("RNN+HN", "RNN+S"), ("RNN+S", "RNN"), ("RNN+HN", "RNN"),  # Figure 9
+             *[(hn, other) for hn in ("RNN+HN", "RNN+HN (256)") for other in ("TI++HN", "VI+HN", "TI", "TI Naive")],
+             ("TI++HN", "TI"), ("TI++HN", "TI Naive"), ("TI++HN", "VI+HN"), ("RNN+HN", "RNN+HN (256)")]  # Figure 5
     for a, b in pairs:
         if a in by and b in by:
             ra, rb = by[a], by[b]
