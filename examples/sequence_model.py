@@ -126,9 +126,9 @@ def main(frames: int = DEFAULT_FRAMES, out: Path | None = None, num_envs: int | 
     runs = []
     for method in ("rnn-hn", "vi-hn"):
         # The sequence model and its options are ModelConfig fields: `sequence` a registered name
-        # (or "module:Class"), `sequence_options` the KEY=VALUE strings of the command line.
+        # (or "module:Class"), `sequence_options` its config's settings (the command line's KEY=VALUE).
         overrides: dict = {"frames": frames, "seeds": (0,),
-                           "model": {"sequence": "min-gru", "sequence_options": ("features=64",)}}
+                           "model": {"sequence": "min-gru", "sequence_options": {"features": 64}}}
         if num_envs is not None:
             overrides["ppo"] = {"num_envs": num_envs}
         cfg = hypermeta.configure("grid-world", method, **overrides)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+import hypermeta
 from hypermeta import plugin_loading
 from hypermeta.config import GRUConfig, LRUConfig, LSTMConfig, ModelConfig, TrainConfig, TransformerConfig
 from hypermeta.envs.registry import ENVIRONMENTS, env_spec, environment_names, make_env
@@ -162,6 +163,10 @@ def test_registered_env_and_sequence_model_train_through_the_library(tmp_path):
     stored = TrainConfig.from_dict(json.loads((run.path / "config.json").read_text()))
     assert stored.env == "tiny-bandit" and stored.model.sequence_options == ("features=4",)
     assert paper_label(run_label("rnn-hn", "elman")) == "Elman+HN"
+    # From Python the options may be a dict, as the plug-in's config would take them.
+    as_dict = hypermeta.configure("tiny-bandit", "rnn-hn", model={"sequence": "elman", "sequence_options": {"features": 4}})
+    assert as_dict.model.sequence_options == ("features=4",)
+    assert as_dict == hypermeta.configure("tiny-bandit", "rnn-hn", model={"sequence": "elman", "sequence_options": "features=4"})
 
 
 def test_cli_trains_a_module_factory_env_and_an_entry_point_env(tmp_path):

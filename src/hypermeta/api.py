@@ -101,7 +101,8 @@ def with_overrides(obj: T, /, **overrides: Any) -> T:
     field (`model={"transformer": {"dim": 64}}`), a key "a.b" is the dict {"a": {"b": ...}},
     and values are checked against the field's type: an int where an int is declared (a float
     with an integral value such as 2e5 is accepted), a number for a float, one of a Literal's
-    values, a scalar or a sequence for a tuple field. Nothing else is checked here
+    values, a scalar or a sequence for a tuple field; a field of KEY=VALUE strings (metadata
+    "key_values": `model.sequence_options`) also takes a dict. Nothing else is checked here
     (`configure` also runs the command line's checks).
 
     Raises:
@@ -118,12 +119,15 @@ def _merge(obj: T, overrides: Mapping[str, Any], where: str) -> T:
                          f"({', '.join(_field_names(obj))}), got {overrides!r}")
     fields = _field_names(obj)
     hints = _type_hints(type(obj))
+    key_values = {f.name for f in dataclasses.fields(obj) if f.metadata.get("key_values")}
     changes: dict[str, Any] = {}
     for name, value in _nest(overrides).items():
         if name not in fields:
             close = difflib.get_close_matches(name, fields, n=1)
             hint = f" (did you mean {where + close[0]!r}?)" if close else ""
             raise UsageError(f"unknown setting {where + name!r}{hint}; {type(obj).__name__} has: {', '.join(fields)}")
+        if name in key_values and isinstance(value, Mapping):  # {"width": 64}: the command line's "width=64"
+            value = tuple(f"{k}={v}" for k, v in value.items())
         changes[name] = _value(getattr(obj, name), value, hints.get(name), where + name)
     return dataclasses.replace(obj, **changes)
 

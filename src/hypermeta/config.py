@@ -111,9 +111,9 @@ class ModelConfig:
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     lru: LRUConfig = field(default_factory=LRUConfig)
-    sequence_options: tuple[str, ...] = ()
+    sequence_options: tuple[str, ...] = field(default=(), metadata={"key_values": True})
     """KEY=VALUE settings of a plug-in sequence model's own config dataclass (e.g.
-    `--model.sequence-options width=64 depth=2`); stored with the run. The built-in models'
+    `--model.sequence-options width=64 depth=2`; in Python also a dict, {"width": 64}); stored with the run. The built-in models'
     sizes are their own fields: --model.gru.*, --model.lstm.*, --model.transformer.*, --model.lru.*."""
     latent_dim: int = 5
     """The encoder's linear head outputs 2 * latent_dim features (the reference's [mean, logvar])."""
