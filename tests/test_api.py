@@ -250,6 +250,9 @@ def test_report_takes_runs_and_paths(tmp_path, monkeypatch):
     assert calls == [([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "auc", None, ())]
     hypermeta.report(tmp_path / "a", title="mine", reach=[30])
     assert calls[1] == ([tmp_path / "a"], Path("report"), "average", "mine", (30.0,))
+    with pytest.raises(UsageError) as e:
+        hypermeta.report(tmp_path / "a", reach=["high"])
+    one_line_error(e, "reach must be a number", "'high'")
 
 
 # --------------------------------------------------------------------------- a trained run

@@ -572,4 +572,5 @@ def report(dirs: Run | PathLike | Sequence[Run | PathLike], out: PathLike = "rep
 
     items = [dirs] if isinstance(dirs, Run | str | Path) else list(dirs)
     paths = [d.path if isinstance(d, Run) else Path(d) for d in items]
-    return write_report(paths, Path(out), metric=metric, title=title, reach=tuple(float(r) for r in reach))
+    return write_report(paths, Path(out), metric=metric, title=title,
+                        reach=_convert(reach, tuple[float, ...], "reach"))
