@@ -6,7 +6,7 @@ The command line's commands as Python functions (`hypermeta.api`)::
 
     cfg = hypermeta.configure("grid-world", "rnn-hn", frames=200_000, seeds=(73, 20))
     run = hypermeta.train(cfg, "runs/hn")         # a Run: .config, .metrics, .summary, .runs
-    hypermeta.evaluate(run, trials=100)           # hypermeta eval; results in runs/hn/eval/
+    hypermeta.evaluate(run, trials=100)           # an Evaluation; hypermeta eval, results in runs/hn/eval/
     policy = run.policy(seed=73)                  # a trained policy (hypermeta.policy.Policy)
     action = policy.act(obs, reward=r, done=d)    # step by step in your own loop
 
