@@ -1,7 +1,8 @@
 """JAX's persistent compilation cache for hypermeta: compile a configuration once per machine.
 
-The compiled training program of a configuration (RNN+HN on Grid-World: about 100 s of
-XLA compilation on a 2-core CPU, MuJoCo up to 3 minutes) is written to a cache directory
+The compiled training program of a configuration (RNN+HN on Grid-World: about 40 s to the
+first chunk on an idle 2-core CPU, up to 80 s on a loaded one, docs/results/compile-cache;
+MuJoCo up to 3 minutes) is written to a cache directory
 the first time; every later process with the same configuration (a resume, the next cell
 of a sweep, `hypermeta eval`) loads the executable instead of compiling it. Tracing and
 lowering to XLA still happen in every process (a few seconds); only XLA's compilation is
