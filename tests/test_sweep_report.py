@@ -541,5 +541,6 @@ def test_report_chooses_the_state_embedding_with_the_learning_rate(tmp_path):
     write_report([tmp_path / "sweep"], tmp_path / "report")
     text = (tmp_path / "report" / "report.md").read_text()
     assert "| grid-world | RNN+S | 0.001 | 125 |" in text
+    assert "Best learning rate and state embedding by the `average` return (a method run at several" in text
     scores = pd.read_csv(tmp_path / "report" / "scores.csv")
     assert len(scores[scores["method"] == "rnn-s"]) == 3 * 2 * 2  # every size x lr x seed is its own run

@@ -73,7 +73,8 @@ def main() -> None:
         reach = f"{int(r['reach']):,}" if pd.notna(r["reach"]) else "not reached"
         lines.append(f"| {r['label']} | {r['lr']:g} | {ci(r, 'final')} | {ci(r, 'average')} | {norm:.3f} | {reach} | "
                      f"{r['reached']} |")
-    missing = [paper_label(m) for m in dict.fromkeys(FIG5 + FIG9) if m not in set(s["method"])]
+    expected = [paper_label(m) for m in dict.fromkeys(FIG5 + FIG9)] + [label("rnn-hn", 256)]  # Figure 5's XL RNN+HN too
+    missing = [name for name in expected if name not in by]
     lines += ["", f"Normalised: (return - random) / (Bayes-optimal - random), random {RANDOM}, Bayes-optimal {BAYES} "
               f"(oracle {ORACLE}).", *([f"Not finished yet: {', '.join(missing)}."] if missing else []), "",
               "## Orderings (68% CIs: '>' above, '~' overlapping)", "",

@@ -71,6 +71,11 @@ def normalization_references(envs: list[str]) -> dict[str, tuple[float, float]]:
     return refs
 
 
+_TUNED_NOTE = (" (a method run at several state embeddings is shown at its best pair of state embedding and "
+               "learning rate, as the paper tuned the state embedding for Figure 9; every pair is listed under "
+               "'Every learning rate')")
+
+
 def tuned_state_embed(df: pd.DataFrame) -> bool:
     """Whether some (env, method) has runs of several policy state-embedding sizes (a
     `--state-embeds` sweep): the size is then chosen with the lr and shown next to it."""
@@ -266,7 +271,8 @@ def write_report(paths: list[Path], out: Path, metric: str = "average", title: s
     sweep = run_scores.groupby(stats.group_keys(run_scores))["score"].agg(["mean", "count"]).reset_index()
     text = [f"# {title or 'hypermeta report'}", "",
             f"Runs: {df.groupby(stats.run_keys(df)).ngroups} from {df['run_dir'].nunique()} run directories. "
-            f"Best learning rate by the `{metric}` return; returns are meta-episode returns of deterministic evaluations.", "",
+            f"Best learning rate{' and state embedding' if tuned else ''} by the `{metric}` return"
+            f"{_TUNED_NOTE if tuned else ''}; returns are meta-episode returns of deterministic evaluations.", "",
             *([f"Cut to a common budget so that methods compare on equal frames: "
                f"{', '.join(f'{env} at {b:,} frames' for env, b in cut.items())}.", ""] if cut else []),
             *([f"Unfinished runs (no summary.json) are included up to their last evaluation: "
