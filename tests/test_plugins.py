@@ -3,7 +3,8 @@ load; an environment and a sequence model of another package trained through the
 the command line (`--env MODULE:FACTORY`) and an installed entry point; methods and
 families registered; every broken plug-in is one line naming it and what is wrong.
 
-The plug-in lives in tests/plugin_pkg/tiny_env.py, as another package would write it."""
+The plug-in lives in tests/data/plugin_pkg/tiny_env.py, as another package would write it (a fixture
+package, not tests: the assertions are here)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from hypermeta.validate import validate
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-sys.path.insert(0, str(TESTS))  # plugin_pkg, as the subprocesses get it through PYTHONPATH
+PLUGIN_ROOT = TESTS / "data"  # holds plugin_pkg
+sys.path.insert(0, str(PLUGIN_ROOT))  # plugin_pkg, as the subprocesses get it through PYTHONPATH
 from plugin_pkg import tiny_env  # noqa: E402
 
 ENV = "plugin_pkg.tiny_env:make"
@@ -178,7 +180,7 @@ def test_cli_trains_a_module_factory_env_and_an_entry_point_env(tmp_path):
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[hypermeta.plugins]\ntiny = plugin_pkg.tiny_env:register\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(PLUGIN_ROOT), os.environ.get("PYTHONPATH", "")])}
     small = ["--method", "rnn-hn", "--frames", "96", "--seeds", "0", "--eval-interval", "3", "--eval-trials", "2",
              "--model.gru.size", "8", "--model.policy-hidden", "8", "--ppo.num-envs", "4", "--ppo.num-steps", "8"]
     runs = {"factory": ["--env", ENV], "entry-point": ["--env", "my-env", "--model.sequence", "elman",

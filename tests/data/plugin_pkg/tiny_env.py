@@ -1,7 +1,7 @@
 """A plug-in as another package would write it (tests/test_plugins.py): a tiny JAX
 environment, a sequence model with its own config, an entry point, and broken variants.
 
-Importable as `plugin_pkg.tiny_env` with tests/ on the path (PYTHONPATH for subprocesses)."""
+Importable as `plugin_pkg.tiny_env` with tests/data/ on the path (PYTHONPATH for subprocesses)."""
 
 from __future__ import annotations
 
