@@ -180,19 +180,20 @@ def test_notebook_trains_evaluates_plays_and_plots(ran):
 
 
 def _example_files() -> list[Path]:
-    return sorted(EXAMPLES.rglob("*.py"))
+    return sorted(p for p in EXAMPLES.rglob("*.py") if "build" not in p.relative_to(EXAMPLES).parts)  # pip's build/
 
 
 def test_every_example_is_listed_here_and_documented():
-    """Each example file is run above (or is a module an example imports), has a docstring saying
-    how to run it, and docs/extending.md walks through it."""
+    """Each example file is run above (or is a module an example imports, or the plug-in package
+    that tests/test_plugins.py installs and trains), has a docstring saying how to run it, and
+    docs/extending.md walks through it."""
     scripts = {Path(j.argv[1]).relative_to(EXAMPLES).as_posix() for j in JOBS.values() if j.argv[1].endswith(".py")}
-    imported = {"jax_env/point_goal.py"}
+    imported = {"jax_env/point_goal.py", "plugin_package/hypermeta_bandit/__init__.py"}
     assert {p.relative_to(EXAMPLES).as_posix() for p in _example_files()} == scripts | imported
     guide = (ROOT / "docs" / "extending.md").read_text()
     for path in _example_files():
         doc = ast.get_docstring(ast.parse(path.read_text()))
-        assert doc and ("python examples/" in doc or "--env point_goal:make" in doc), path
+        assert doc and any(how in doc for how in ("python examples/", "--env point_goal:make", "pip install -e examples/")), path
         assert f"examples/{path.relative_to(EXAMPLES).as_posix()}" in guide, path
 
 
