@@ -7,10 +7,14 @@ set -u
 cd /work/runs/seq-models
 export PYTHONPATH=/work/wt/eq29/src
 H="nice -n 19 /work/main/.venv/bin/hypermeta"
+KEPT=/work/main/docs/results/sequence-models-grid-world/v2/run-files  # collect.sh's copies, committed
 one() {  # out, then train options
   local out=$1; shift
   if [ -f "$out/summary.json" ]; then echo "$out: finished"; return; fi
+  local kept="$KEPT/${out%%/*}/${out##*/}"  # runs/grid-world/rnn_gru -> run-files/runs/rnn_gru
+  if [ -f "$kept/summary.json" ]; then echo "$out: finished (kept in $kept)"; return; fi
   if [ -f "$out/config.json" ]; then $H train --resume "$out"; else $H train --out "$out" "$@"; fi
+  bash "$KEPT/../collect.sh"  # its small files into the repository's working tree at once
 }
 for s in gru transformer lru; do
   for m in rnn-hn rnn; do
